@@ -1,0 +1,85 @@
+"""One place for choosing the compute device, its dtype and the CPU thread count."""
+
+from __future__ import annotations
+
+import os
+
+
+def free_cores() -> int:
+    """Cores this process may use minus those other processes keep busy (1-minute load average)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        busy = 0.0
+    return max(1, min(cores, cores - int(busy)))
+
+
+def configure_threads(threads: int | None = None) -> int:
+    import torch
+
+    n = threads or free_cores()
+    torch.set_num_threads(n)
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(n)
+    except ImportError:
+        pass
+    return n
+
+
+def pick_device(device: str | None = None) -> str:
+    import torch
+
+    if device and device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(device: str, dtype: str | None = None):
+    """fp16 on CUDA (bf16 where asked), fp32 on CPU: bf16 matmuls on CPUs without native bf16 are very slow."""
+    import torch
+
+    if dtype and dtype != "auto":
+        return {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
+                "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}[dtype]
+    return torch.float16 if device.startswith("cuda") else torch.float32
+
+
+def describe_machine() -> dict:
+    """The facts a benchmark figure depends on."""
+    import platform
+
+    import torch
+    import transformers
+
+    info = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+    try:
+        import faiss
+
+        info["faiss"] = faiss.__version__
+    except ImportError:
+        info["faiss"] = None
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()

@@ -1,0 +1,50 @@
+"""Command-line options that several stages share, and the error handling every command uses."""
+
+from __future__ import annotations
+
+import functools
+
+import click
+
+from effir.data import DatasetError
+
+
+def model_options(f):
+    """--model plus the encoding overrides (pooling, prefixes, lengths)."""
+    opts = [
+        click.option("--model", "-m", required=True, help="registry name (minilm, smollm2-135m), model folder or hub id"),
+        click.option("--pooling", type=click.Choice(["mean", "cls", "last"]), default=None, help="override pooling"),
+        click.option("--query-prefix", default=None, help="override the query prefix"),
+        click.option("--passage-prefix", default=None, help="override the passage prefix"),
+        click.option("--query-max-length", type=int, default=None),
+        click.option("--passage-max-length", type=int, default=None),
+        click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]"),
+        click.option("--dtype", default="auto", show_default=True, help="auto (fp16 on CUDA, fp32 on CPU) | float32 | float16 | bfloat16"),
+        click.option("--threads", type=int, default=None, help="CPU threads (default: the free cores)"),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def spec_from_options(model, pooling=None, query_prefix=None, passage_prefix=None, query_max_length=None,
+                      passage_max_length=None, **_):
+    from effir.models import resolve
+
+    return resolve(model, pooling=pooling, query_prefix=query_prefix, passage_prefix=passage_prefix,
+                   query_max_length=query_max_length, passage_max_length=passage_max_length)
+
+
+def friendly_errors(f):
+    """Bad input and known failures become one clear line and exit code 2, not a traceback."""
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        from effir.encoder.shards import ShardError
+
+        try:
+            return f(*args, **kwargs)
+        except (DatasetError, ShardError, FileNotFoundError) as e:
+            raise click.ClickException(str(e)) from e
+
+    return wrapper

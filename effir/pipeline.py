@@ -1,0 +1,87 @@
+"""The stages chained for one dataset and one model: encode → index → search → eval.
+
+Each stage records what it was made from in `<out>/stages.json`; a rerun with the same inputs reuses it,
+so an interrupted run continues where it stopped (encoding itself resumes shard by shard).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from effir.data import BeirDataset, read_trec_run, write_trec_run
+from effir.files import write_json
+
+
+class Stages:
+    def __init__(self, out: Path):
+        self.path = out / "stages.json"
+        self.records = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def done(self, name: str, key: dict) -> dict | None:
+        rec = self.records.get(name)
+        return rec if rec and rec.get("key") == key else None
+
+    def record(self, name: str, key: dict, **figures) -> dict:
+        self.records[name] = {"key": key, **figures}
+        write_json(self.path, self.records)
+        return self.records[name]
+
+
+def run_dense(dataset: str | Path, model: str, out: str | Path, split: str = "test", factory: str = "Flat",
+              k: int = 1000, device=None, dtype=None, spec=None, remove_query: bool = False, encoder=None) -> dict:
+    from effir.encoder.model import Encoder, model_fingerprint
+    from effir.encoder.shards import encode_corpus
+    from effir.eval.metrics import evaluate, per_query
+    from effir.index.build import LoadedIndex, build_index
+    from effir.models import resolve
+    from effir.search.dense import dense_search
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ds = BeirDataset(dataset)
+    corpus = ds.corpus()
+    queries = ds.queries()
+    qrels = ds.qrels(split, corpus, queries)
+    spec = spec or resolve(model)
+    fp = model_fingerprint(spec)
+    stages = Stages(out)
+    corpus_fp = corpus.fingerprint()
+    encoder = encoder or Encoder(spec, device=device, dtype=dtype)
+
+    key = {"model": fp, "corpus": corpus_fp}
+    rec = stages.done("encode", key)
+    if rec is None:
+        t0 = time.perf_counter()
+        encode_corpus(encoder, corpus, out / "shards", model_fingerprint=fp)
+        rec = stages.record("encode", key, seconds=round(time.perf_counter() - t0, 3), docs=corpus.count)
+    encode_s = rec["seconds"]
+
+    key = {**key, "factory": factory}
+    rec = stages.done("index", key)
+    if rec is None:
+        meta = build_index(out / "shards", out / "index", factory=factory)
+        rec = stages.record("index", key, meta=meta)
+    index_meta = rec["meta"]
+
+    judged = {q: queries[q] for q in qrels}
+    key = {**key, "split": split, "k": k, "remove_query": remove_query, "queries": len(judged)}
+    run_path = out / f"run.{split}.trec"
+    rec = stages.done("search", key)
+    if rec is None or not run_path.exists():
+        index = LoadedIndex(out / "index")
+        results, latency = dense_search(encoder, index, judged, k=k, remove_query=remove_query)
+        write_trec_run(run_path, results, spec.name)
+        rec = stages.record("search", key, latency=latency)
+    latency = rec["latency"]
+
+    run = read_trec_run(run_path)
+    metrics = evaluate(run, qrels)
+    result = {"dataset": ds.name, "model": spec.name, "model_path": spec.path, "split": split, **metrics,
+              "doc_encode_s": encode_s, "index": index_meta, "latency": latency, "run": str(run_path),
+              "end_to_end_s": round(encode_s + index_meta["build_seconds"] + latency["query_encode"]["total_s"]
+                                    + latency["search"]["total_s"], 3)}
+    write_json(out / "metrics.json", result)
+    result["per_query"] = per_query(run, qrels)
+    return result

@@ -1,0 +1,1 @@
+"""Encoding: load a model folder (full or compressed), tokenise, pool, normalise, stream to Parquet shards."""

@@ -1,0 +1,159 @@
+"""Where each model family keeps its sublayers, and the two structural edits EffiR makes.
+
+LLaMA family (LLaMA, Mistral, Qwen2, SmolLM2), pre-norm:
+    h = x + Attn(norm1(x));   y = h + MLP(norm2(h)),   MLP(u) = W_down(act(W_gate u) ⊙ W_up u)
+BERT family (MiniLM), post-norm:
+    h = LN(x + Attn(x));      y = LN(h + W_out act(W_in h))
+
+A dropped sublayer is removed with its parameters (and its norm) and becomes an exact identity:
+pre-norm `residual + 0`, post-norm `h` passed straight through.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class DroppedMLP(nn.Module):
+    """LLaMA MLP removed: contributes an exact zero to the residual stream."""
+
+    def forward(self, x):
+        return x.new_zeros(())
+
+
+class DroppedAttention(nn.Module):
+    """LLaMA attention removed: (zero contribution, no attention weights)."""
+
+    def forward(self, hidden_states, *args, **kwargs):
+        return hidden_states.new_zeros(()), None
+
+
+class PassThroughOutput(nn.Module):
+    """BERT feed-forward removed: the layer returns its attention output unchanged (no LayerNorm)."""
+
+    def forward(self, hidden_states, input_tensor):
+        return input_tensor
+
+
+class PassThroughAttention(nn.Module):
+    """BERT attention removed: the layer's feed-forward sees the layer input."""
+
+    def forward(self, hidden_states, *args, **kwargs):
+        return hidden_states, None
+
+
+def family(model: nn.Module) -> str:
+    if hasattr(model, "layers") or hasattr(getattr(model, "model", None), "layers"):
+        return "llama"
+    if hasattr(getattr(model, "encoder", None), "layer"):
+        return "bert"
+    raise NotImplementedError(f"unsupported architecture {type(model).__name__}: expected a LLaMA- or BERT-family model")
+
+
+def layers(model: nn.Module) -> nn.ModuleList:
+    if family(model) == "llama":
+        return model.layers if hasattr(model, "layers") else model.model.layers
+    return model.encoder.layer
+
+
+def mlp_is_dropped(layer: nn.Module) -> bool:
+    return isinstance(getattr(layer, "mlp", None), DroppedMLP) or isinstance(getattr(layer, "output", None), PassThroughOutput)
+
+
+def attn_is_dropped(layer: nn.Module) -> bool:
+    return isinstance(getattr(layer, "self_attn", None), DroppedAttention) or isinstance(
+        getattr(layer, "attention", None), PassThroughAttention)
+
+
+def mlp_linears(layer: nn.Module) -> tuple[list[nn.Linear], nn.Linear]:
+    """(input projections whose rows are intermediate channels, output projection whose columns are)."""
+    if hasattr(layer, "mlp"):
+        mlp = layer.mlp
+        return [mlp.gate_proj, mlp.up_proj], mlp.down_proj
+    return [layer.intermediate.dense], layer.output.dense
+
+
+def mlp_width(layer: nn.Module) -> int:
+    return mlp_linears(layer)[1].in_features
+
+
+def drop_mlp(model: nn.Module, index: int) -> None:
+    layer = layers(model)[index]
+    if family(model) == "llama":
+        layer.mlp = DroppedMLP()
+        layer.post_attention_layernorm = nn.Identity()
+    else:
+        layer.intermediate = nn.Identity()
+        layer.output = PassThroughOutput()
+
+
+def drop_attention(model: nn.Module, index: int) -> None:
+    layer = layers(model)[index]
+    if family(model) == "llama":
+        layer.self_attn = DroppedAttention()
+        layer.input_layernorm = nn.Identity()
+    else:
+        layer.attention = PassThroughAttention()
+
+
+def _linear_like(old: nn.Linear, in_features: int, out_features: int) -> nn.Linear:
+    return nn.Linear(in_features, out_features, bias=old.bias is not None,
+                     device=old.weight.device, dtype=old.weight.dtype)
+
+
+@torch.no_grad()
+def keep_mlp_channels(model: nn.Module, index: int, keep: torch.Tensor, scale: torch.Tensor | None = None) -> None:
+    """Slice layer `index`'s MLP to the intermediate channels `keep`; fold a per-channel `scale` into the
+    output projection (W_out[:, c] *= scale[c]), which is exact because the output projection is linear."""
+    ins, out = mlp_linears(layers(model)[index])
+    keep = keep.to(out.weight.device)
+    for lin in ins:
+        new = _linear_like(lin, lin.in_features, len(keep))
+        new.weight.copy_(lin.weight[keep])
+        if lin.bias is not None:
+            new.bias.copy_(lin.bias[keep])
+        _replace(model, lin, new)
+    new = _linear_like(out, len(keep), out.out_features)
+    w = out.weight[:, keep]
+    if scale is not None:
+        w = w * scale[keep].to(w)
+    new.weight.copy_(w)
+    if out.bias is not None:
+        new.bias.copy_(out.bias)
+    _replace(model, out, new)
+
+
+def resize_mlp(model: nn.Module, index: int, width: int) -> None:
+    """Give layer `index`'s MLP `width` channels (shapes only; weights are loaded afterwards)."""
+    keep_mlp_channels(model, index, torch.arange(width))
+
+
+def _replace(model: nn.Module, old: nn.Module, new: nn.Module) -> None:
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if child is old:
+                setattr(parent, name, new)
+                return
+    raise KeyError("module not found in model")
+
+
+def apply_structure(model: nn.Module, dropped_mlp=(), dropped_attn=(), mlp_widths=None) -> nn.Module:
+    for i in dropped_attn:
+        drop_attention(model, i)
+    for i in dropped_mlp:
+        drop_mlp(model, i)
+    for i, width in (mlp_widths or {}).items():
+        if int(i) not in dropped_mlp and mlp_width(layers(model)[int(i)]) != width:
+            resize_mlp(model, int(i), int(width))
+    return model
+
+
+def structure_of(model: nn.Module) -> dict:
+    """What effir.json records about a (possibly compressed) model."""
+    blocks = layers(model)
+    return {
+        "dropped_mlp": [i for i, l in enumerate(blocks) if mlp_is_dropped(l)],
+        "dropped_attn": [i for i, l in enumerate(blocks) if attn_is_dropped(l)],
+        "mlp_widths": {i: mlp_width(l) for i, l in enumerate(blocks) if not mlp_is_dropped(l)},
+    }

@@ -1,0 +1,154 @@
+"""Load a model folder, full or compressed, the same way; encode texts into vectors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from effir.device import pick_device, pick_dtype
+from effir.encoder import architecture
+from effir.encoder.pooling import pool
+from effir.models import ModelSpec
+
+
+def _state_dict_files(folder: Path) -> list[Path]:
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"{folder}: no .safetensors weights")
+    return files
+
+
+def _load_compressed(spec: ModelSpec):
+    """Build the architecture from config.json, remove / resize sublayers as recorded, then load the weights."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModel
+
+    folder = Path(spec.path)
+    config = AutoConfig.from_pretrained(folder)
+    model = AutoModel.from_config(config, dtype=torch.float32)
+    architecture.apply_structure(model, spec.dropped_mlp, spec.dropped_attn, spec.mlp_widths)
+    expected = model.state_dict()
+    prefix = getattr(model, "base_model_prefix", "") + "."
+    state = {}
+    for file in _state_dict_files(folder):
+        for key, tensor in load_file(file).items():
+            if key not in expected and key.startswith(prefix) and key[len(prefix):] in expected:
+                key = key[len(prefix):]  # a *ForCausalLM checkpoint read into the base model
+            state[key] = tensor
+    dropped = [f"layers.{i}." for i in (*spec.dropped_mlp, *spec.dropped_attn)]
+    unexpected = [k for k in state if k not in expected and not k.startswith("lm_head")
+                  and not any(d in k for d in dropped)]
+    missing = [k for k in expected if k not in state]
+    if missing or unexpected:
+        raise ValueError(f"{folder}: weights do not match the recorded structure; "
+                         f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+    model.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=True)
+    return model
+
+
+def load_model(spec: ModelSpec, device: str | None = None, dtype: str | None = None):
+    """(model in eval mode on device, tokenizer). Same call for a registry model, a compressed folder, a hub id."""
+    from transformers import AutoModel, AutoTokenizer
+
+    device = pick_device(device)
+    torch_dtype = pick_dtype(device, dtype)
+    if spec.is_compressed:
+        model = _load_compressed(spec)
+    else:
+        model = AutoModel.from_pretrained(spec.path, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(spec.path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = model.to(device=device, dtype=torch_dtype).eval()
+    return model, tokenizer
+
+
+def model_fingerprint(spec: ModelSpec) -> str:
+    """Identifies weights + encoding settings without reading multi-GB files in full."""
+    h = hashlib.sha256(json.dumps(spec.encoding_settings(), sort_keys=True).encode())
+    h.update(json.dumps([sorted(spec.dropped_mlp), sorted(spec.dropped_attn),
+                         sorted(spec.mlp_widths.items())]).encode())
+    folder = Path(spec.path)
+    if folder.is_dir():
+        for file in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.json")):
+            size = file.stat().st_size
+            h.update(f"{file.name}:{size}".encode())
+            with open(file, "rb") as f:  # head, middle and tail of each file
+                for offset in (0, max(0, size // 2 - (1 << 19)), max(0, size - (1 << 20))):
+                    f.seek(offset)
+                    h.update(f.read(1 << 20))
+    else:
+        h.update(spec.path.encode())
+    return h.hexdigest()[:16]
+
+
+class Encoder:
+    """Texts → L2-normalised vectors, in length-sorted batches with dynamic padding."""
+
+    def __init__(self, spec: ModelSpec, device: str | None = None, dtype: str | None = None,
+                 max_tokens: int = 8192, model=None, tokenizer=None):
+        self.spec = spec
+        self.device = pick_device(device)
+        if model is None:
+            model, tokenizer = load_model(spec, self.device, dtype)
+        self.model, self.tokenizer = model, tokenizer
+        self.max_tokens = max_tokens  # padded tokens per batch: bounds memory, lets short texts batch wider
+
+    @property
+    def dim(self) -> int:
+        return self.model.config.hidden_size
+
+    def tokenize(self, texts: list[str], side: str) -> list[list[int]]:
+        spec = self.spec
+        prefix = spec.query_prefix if side == "query" else spec.passage_prefix
+        max_len = spec.query_max_length if side == "query" else spec.passage_max_length
+        eos = self.tokenizer.eos_token_id if spec.append_eos else None
+        ids = self.tokenizer([prefix + t for t in texts], add_special_tokens=True, truncation=True,
+                             max_length=max_len - (eos is not None))["input_ids"]
+        if eos is not None:
+            ids = [x if x and x[-1] == eos else x + [eos] for x in ids]
+        return ids
+
+    def batches(self, lengths: list[int]) -> list[list[int]]:
+        """Indices grouped longest-first so each batch pads to nearly its own length."""
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        out, cur = [], []
+        for i in order:
+            width = lengths[cur[0]] if cur else lengths[i]
+            if cur and (len(cur) + 1) * width > self.max_tokens:
+                out.append(cur)
+                cur = []
+            cur.append(i)
+        if cur:
+            out.append(cur)
+        return out
+
+    @torch.inference_mode()
+    def forward_ids(self, ids: list[list[int]]) -> torch.Tensor:
+        width = max(len(x) for x in ids)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for row, x in enumerate(ids):
+            input_ids[row, : len(x)] = torch.tensor(x)
+            mask[row, : len(x)] = 1
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        vec = pool(hidden, mask, self.spec.pooling).float()
+        return F.normalize(vec, dim=-1) if self.spec.normalize else vec
+
+    def encode(self, texts: list[str], side: str = "passage", progress=None) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings [N, D] float32 in input order, token counts [N])."""
+        ids = self.tokenize(texts, side)
+        lengths = [len(x) for x in ids]
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for batch in self.batches(lengths):
+            out[batch] = self.forward_ids([ids[i] for i in batch]).cpu().numpy()
+            if progress is not None:
+                progress.update(len(batch))
+        return out, np.asarray(lengths, dtype=np.int32)

@@ -1,0 +1,1 @@
+"""Metrics with trec_eval semantics, significance tests, and the full-versus-compressed report."""

@@ -1,0 +1,34 @@
+"""Paired significance over queries: randomization (permutation) test and paired t-test."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+
+def paired_randomization(a: np.ndarray, b: np.ndarray, trials: int = 10_000, seed: int = 0) -> float:
+    """Two-sided p-value that mean(a - b) differs from 0, flipping each query's sign at random."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if d.size == 0 or not np.any(d):
+        return 1.0
+    rng = np.random.default_rng(seed)
+    signs = rng.choice([-1.0, 1.0], size=(trials, d.size))
+    observed = abs(d.mean())
+    null = np.abs((signs * d).mean(axis=1))
+    return float((np.sum(null >= observed - 1e-12) + 1) / (trials + 1))
+
+
+def paired_t(a, b) -> float:
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if d.size < 2 or not np.any(d):
+        return 1.0
+    return float(stats.ttest_rel(a, b).pvalue)
+
+
+def compare(per_query_a: dict, per_query_b: dict, metric: str = "ndcg@10") -> dict:
+    """System A against B on the queries both were judged on."""
+    qids = sorted(set(per_query_a) & set(per_query_b))
+    a = np.array([per_query_a[q][metric] for q in qids])
+    b = np.array([per_query_b[q][metric] for q in qids])
+    return {"metric": metric, "queries": len(qids), "delta": round(float(a.mean() - b.mean()), 6),
+            "p_randomization": round(paired_randomization(a, b), 5), "p_ttest": round(paired_t(a, b), 5)}

@@ -1,0 +1,1 @@
+"""FAISS indexes built from embedding shards: factory strings, docid order, cost figures."""

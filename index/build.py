@@ -1,0 +1,110 @@
+"""Build a FAISS index from Parquet shards (inner product), on GPU when faiss sees one; save with its cost figures."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from effir.encoder.shards import read_manifest, read_shards
+from effir.files import atomic_path, write_json
+from effir.memory import PeakMemory
+
+INDEX_FILE = "index.faiss"
+DOCIDS_FILE = "docids.txt"
+META_FILE = "meta.json"
+
+
+def _training_sample(folder: Path, n: int, seed: int) -> np.ndarray:
+    """A uniform sample of n vectors, read shard by shard (the raw set may not fit in memory)."""
+    manifest = read_manifest(folder)
+    total = manifest["corpus_count"]
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(total, size=min(n, total), replace=False))
+    out, offset = [], 0
+    for _ids, emb in read_shards(folder):
+        local = pick[(pick >= offset) & (pick < offset + len(emb))] - offset
+        out.append(emb[local])
+        offset += len(emb)
+    return np.concatenate(out)
+
+
+def _to_gpu(index):
+    import faiss
+
+    if faiss.get_num_gpus() == 0 or not hasattr(faiss, "index_cpu_to_all_gpus"):
+        return index, False
+    try:
+        return faiss.index_cpu_to_all_gpus(index), True
+    except RuntimeError:  # e.g. HNSW has no GPU version
+        return index, False
+
+
+def build_index(shards: str | Path, out: str | Path, factory: str = "Flat", train_size: int = 100_000,
+                seed: int = 0, use_gpu: bool = True) -> dict:
+    import faiss
+
+    shards, out = Path(shards), Path(out)
+    manifest = read_manifest(shards)
+    dim = manifest["dim"]
+    with PeakMemory() as mem:
+        t0 = time.perf_counter()
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        on_gpu = False
+        if use_gpu:
+            index, on_gpu = _to_gpu(index)
+        if not index.is_trained:
+            sample = _training_sample(shards, train_size, seed)
+            nlist = getattr(faiss.extract_index_ivf(index), "nlist", 0) if "IVF" in factory else 0
+            if nlist and len(sample) < nlist:
+                raise ValueError(f"{factory}: {nlist} lists need at least {nlist} training vectors, "
+                                 f"the corpus has {len(sample)}; use a smaller IVF")
+            index.train(sample)
+        docids: list[str] = []
+        for ids, emb in read_shards(shards):  # add shard by shard: memory stays near the index size
+            index.add(emb)
+            docids.extend(ids)
+        if on_gpu:
+            index = faiss.index_gpu_to_cpu(index)
+        build_s = time.perf_counter() - t0
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / INDEX_FILE) as tmp:
+        faiss.write_index(index, str(tmp))
+    with atomic_path(out / DOCIDS_FILE) as tmp:
+        tmp.write_text("\n".join(docids) + "\n", encoding="utf-8")
+    index_bytes = (out / INDEX_FILE).stat().st_size
+    meta = {
+        "factory": factory, "metric": "inner_product", "dim": dim, "count": index.ntotal,
+        "build_seconds": round(build_s, 4), "built_on": "gpu" if on_gpu else "cpu",
+        "bytes_on_disk": index_bytes, "bytes_per_vector": round(index_bytes / max(1, index.ntotal), 2),
+        "peak_memory_bytes": mem.peak, "peak_memory_delta_bytes": mem.delta,
+        "shards": str(shards), "model": manifest["model"], "model_path": manifest["model_path"],
+        "model_fingerprint": manifest["model_fingerprint"], "encoding": manifest.get("encoding"),
+    }
+    write_json(out / META_FILE, meta)
+    return meta
+
+
+class LoadedIndex:
+    def __init__(self, folder: str | Path, nprobe: int | None = None, ef_search: int | None = None):
+        import faiss
+
+        folder = Path(folder)
+        for name in (INDEX_FILE, DOCIDS_FILE, META_FILE):
+            if not (folder / name).exists():
+                raise FileNotFoundError(f"{folder / name}: missing; build the index with `effir index`")
+        self.meta = json.loads((folder / META_FILE).read_text())
+        self.index = faiss.read_index(str(folder / INDEX_FILE))
+        self.docids = (folder / DOCIDS_FILE).read_text(encoding="utf-8").split("\n")[: self.index.ntotal]
+        params = []
+        if nprobe:
+            params.append(f"nprobe={nprobe}")
+        if ef_search:
+            params.append(f"efSearch={ef_search}")
+        if params:
+            faiss.ParameterSpace().set_index_parameters(self.index, ",".join(params))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)

@@ -1,0 +1,62 @@
+"""Lucene BM25 (flat: title + " " + text) through Pyserini, over a JsonCollection written from the corpus."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from effir.data import Corpus
+from effir.files import atomic_path
+
+
+def write_json_collection(corpus: Corpus, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "docs.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for doc in corpus:
+            f.write(json.dumps({"id": doc.docid, "contents": doc.contents}, ensure_ascii=False) + "\n")
+
+
+def build_lucene_index(corpus: Corpus, work: Path, threads: int = 2) -> Path:
+    """Index `corpus` into work/lucene (reused when the corpus fingerprint matches)."""
+    from effir.search.jvm import start_jvm
+
+    start_jvm()
+    from jnius import autoclass
+
+    index_dir, stamp = work / "lucene", work / "lucene.corpus"
+    fingerprint = corpus.fingerprint()
+    if index_dir.exists() and stamp.exists() and stamp.read_text() == fingerprint:
+        return index_dir
+    collection = work / "collection"
+    write_json_collection(corpus, collection)
+    with atomic_path(index_dir) as tmp:
+        autoclass("io.anserini.index.IndexCollection").main([
+            "-collection", "JsonCollection", "-input", str(collection), "-index", str(tmp),
+            "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(threads),
+            "-storePositions", "-storeDocvectors", "-storeRaw", "-quiet",
+        ])
+    stamp.write_text(fingerprint)
+    shutil.rmtree(collection)
+    return index_dir
+
+
+def bm25_search(index_dir: Path, queries: dict[str, str], k: int = 1000, k1: float = 0.9, b: float = 0.4,
+                threads: int = 2, remove_query: bool = False) -> dict[str, list[tuple[str, float]]]:
+    from effir.search.jvm import start_jvm
+
+    start_jvm()
+    from pyserini.search.lucene import LuceneSearcher
+
+    searcher = LuceneSearcher(str(index_dir))
+    searcher.set_bm25(k1, b)
+    qids = list(queries)
+    extra = 1 if remove_query else 0
+    hits = searcher.batch_search([queries[q] for q in qids], qids, k=k + extra, threads=threads)
+    results = {}
+    for qid in qids:
+        ranked = [(h.docid, float(h.score)) for h in hits.get(qid, [])]
+        if remove_query:
+            ranked = [r for r in ranked if r[0] != qid]
+        results[qid] = ranked[:k]
+    return results
