@@ -1,6 +1,205 @@
+"""`effir compress ...`: analyze, drop, train, slim, effir (the recipe), info."""
+
+from __future__ import annotations
+
+import json
+
 import click
+
+from effir.options import friendly_errors
+
+
+def _ints(value: str | None):
+    return [int(x) for x in value.split(",") if x.strip()] if value else None
+
+
+def calibration_options(f):
+    f = click.option("--calibration", default=256, show_default=True, help="calibration texts")(f)
+    f = click.option("--texts", type=click.Path(exists=True), default=None, help="calibration texts file (.jsonl or one per line)")(f)
+    return click.option("--dataset", type=click.Path(exists=True), default=None, help="BEIR folder: calibration samples its corpus")(f)
+
+
+def train_options(f):
+    opts = [
+        click.option("--split", default="train", show_default=True, help="qrels split of --dataset to train on (never test)"),
+        click.option("--title-body", multiple=True, type=click.Path(exists=True), help="label-free title→body pairs from this BEIR corpus (repeatable)"),
+        click.option("--title-body-limit", default=2000, show_default=True, help="pairs per --title-body corpus"),
+        click.option("--epochs", default=1.0, show_default=True),
+        click.option("--batch-size", default=16, show_default=True),
+        click.option("--negatives", default=1, show_default=True, help="BM25 hard negatives per query"),
+        click.option("--lr", default=None, type=float, help="learning rate (default 2e-5 full, 1e-4 LoRA, 0.05 slim gates)"),
+        click.option("--temperature", default=0.05, show_default=True),
+        click.option("--lora", is_flag=True, help="LoRA through peft (merged on save) instead of full fine-tuning"),
+        click.option("--lora-r", default=32, show_default=True),
+        click.option("--lora-alpha", default=64, show_default=True),
+        click.option("--max-steps", type=int, default=None),
+        click.option("--seed", default=0, show_default=True),
+        click.option("--passage-max-length", type=int, default=None, help="truncate passages during training"),
+        click.option("--work", type=click.Path(), default=None, help="checkpoints and logs (default: OUT.work)"),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _config(epochs, batch_size, negatives, lr, temperature, lora, lora_r, lora_alpha, max_steps, seed, default_lr):
+    from effir.compression.train import TrainConfig
+
+    return TrainConfig(epochs=epochs, batch_size=batch_size, negatives=negatives, lr=lr or default_lr,
+                       temperature=temperature, lora=lora, lora_r=lora_r, lora_alpha=lora_alpha,
+                       max_steps=max_steps, seed=seed)
 
 
 @click.group("compress")
 def compress():
-    """Compress a retriever: analyze, drop, slim, train, the EffiR recipe, info."""
+    """Compress a retriever (EffiR: analyze → drop → train → slim → train) and inspect the result."""
+
+
+@compress.command("analyze")
+@click.option("--model", "-m", required=True)
+@click.option("--out", required=True, type=click.Path())
+@calibration_options
+@click.option("--max-length", default=256, show_default=True)
+@click.option("--threads", type=int, default=None)
+@friendly_errors
+def analyze_cmd(model, out, dataset, texts, calibration, max_length, threads):
+    """Importance of every attention and MLP sublayer: OUT/importance.json and OUT/importance.png."""
+    from effir.compression.steps import analyze, calibration_texts
+    from effir.device import configure_threads
+
+    configure_threads(threads)
+    scores = analyze(model, out, calibration_texts(dataset, texts, calibration), max_length=max_length)
+    click.echo(f"{'layer':>5} {'attention':>10} {'MLP':>10}")
+    for i, (a, m) in enumerate(zip(scores["attn"], scores["mlp"])):
+        click.echo(f"{i:>5} {a if a is not None else '-':>10} {m if m is not None else '-':>10}")
+    click.echo(f"-> {out}/importance.json, {out}/importance.png")
+
+
+@compress.command("drop")
+@click.option("--model", "-m", required=True)
+@click.option("--out", required=True, type=click.Path())
+@click.option("--mlp", "n_mlp", default=0, show_default=True, help="MLP sublayers to drop (least important first)")
+@click.option("--attn", "n_attn", default=0, show_default=True, help="attention sublayers to drop")
+@click.option("--mlp-layers", default=None, help="explicit MLP layer indices, e.g. 3,4")
+@click.option("--attn-layers", default=None, help="explicit attention layer indices")
+@click.option("--importance", type=click.Path(exists=True), default=None, help="importance.json from `analyze`")
+@calibration_options
+@click.option("--threads", type=int, default=None)
+@friendly_errors
+def drop_cmd(model, out, n_mlp, n_attn, mlp_layers, attn_layers, importance, dataset, texts, calibration, threads):
+    """Remove the least important sublayers; each becomes an exact identity and its parameters are gone."""
+    from effir.compression.steps import analyze, calibration_texts, drop
+    from effir.device import configure_threads
+
+    configure_threads(threads)
+    scores = None
+    if (n_mlp or n_attn) and not (mlp_layers or attn_layers):
+        if importance:
+            scores = json.loads(open(importance).read())
+        else:
+            scores = analyze(model, f"{out}.analyze", calibration_texts(dataset, texts, calibration))
+    new, before, after = drop(model, out, scores, n_mlp, n_attn, _ints(mlp_layers), _ints(attn_layers))
+    saved = 1 - after["params_non_embedding"] / before["params_non_embedding"]
+    click.echo(f"dropped MLP {new.dropped_mlp}, attention {new.dropped_attn}: non-embedding parameters "
+               f"{before['params_non_embedding']:,} -> {after['params_non_embedding']:,} (-{saved:.1%}), "
+               f"FLOPs/token x{after['flops_per_token'] / before['flops_per_token']:.3f} -> {out}")
+
+
+@compress.command("train")
+@click.option("--model", "-m", required=True)
+@click.option("--out", required=True, type=click.Path())
+@click.option("--dataset", type=click.Path(exists=True), default=None, help="BEIR folder whose qrels --split is the training set")
+@train_options
+@click.option("--distill-from", default=None, help="teacher model: adds 1 − cos(student, teacher) on every text")
+@click.option("--distill-weight", default=1.0, show_default=True)
+@click.option("--threads", type=int, default=None)
+@friendly_errors
+def train_cmd(model, out, dataset, split, title_body, title_body_limit, passage_max_length, work, distill_from,
+              distill_weight, threads, **kw):
+    """Retrieval fine-tuning: InfoNCE with in-batch and BM25 hard negatives (LoRA or full)."""
+    from pathlib import Path
+
+    from effir.compression.steps import finetune, training_examples
+    from effir.device import configure_threads
+
+    configure_threads(threads)
+    cfg = _config(**kw, default_lr=1e-4 if kw["lora"] else 2e-5)
+    if distill_from:
+        cfg.distill_weight = distill_weight
+    work = Path(work or f"{out}.work")
+    examples = training_examples(dataset, split if dataset else None, list(title_body), title_body_limit, work)
+    click.echo(f"{len(examples)} training examples", err=True)
+    new = finetune(model, out, examples, cfg, work, teacher=distill_from, passage_max_length=passage_max_length)
+    click.echo(f"-> {new.path}")
+
+
+@compress.command("slim")
+@click.option("--model", "-m", required=True)
+@click.option("--out", required=True, type=click.Path())
+@click.option("--dataset", type=click.Path(exists=True), default=None)
+@click.option("--reduction", default=0.3, show_default=True, help="fraction of the remaining MLP width to remove")
+@click.option("--l0-weight", default=1.0, show_default=True)
+@train_options
+@click.option("--threads", type=int, default=None)
+@friendly_errors
+def slim_cmd(model, out, dataset, reduction, l0_weight, split, title_body, title_body_limit, passage_max_length,
+             work, threads, **kw):
+    """Self-slimming: learn channel gates with InfoNCE + λ·L0, then cut the MLPs and fold the gates."""
+    from pathlib import Path
+
+    from effir.compression.steps import slim, training_examples
+    from effir.device import configure_threads
+
+    configure_threads(threads)
+    cfg = _config(**kw, default_lr=0.05)
+    work = Path(work or f"{out}.work")
+    examples = training_examples(dataset, split if dataset else None, list(title_body), title_body_limit, work)
+    new, widths = slim(model, out, examples, reduction, cfg, work, l0_weight=l0_weight,
+                       passage_max_length=passage_max_length)
+    click.echo(f"MLP widths {widths} -> {new.path}")
+
+
+@compress.command("effir")
+@click.option("--model", "-m", required=True)
+@click.option("--dataset", required=True, type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path())
+@click.option("--drop-fraction", default=0.5, show_default=True, help="share of MLP sublayers to drop (paper: 16/32)")
+@click.option("--reduction", default=0.3, show_default=True, help="share of the remaining MLP width to remove")
+@train_options
+@click.option("--threads", type=int, default=None)
+@friendly_errors
+def effir_cmd(model, dataset, out, drop_fraction, reduction, split, title_body, title_body_limit, passage_max_length,
+              work, threads, **kw):
+    """The EffiR recipe: analyze → drop → train → slim → train, every intermediate folder kept."""
+    from effir.compression.steps import effir_recipe
+    from effir.device import configure_threads
+
+    configure_threads(threads)
+    cfg = _config(**kw, default_lr=1e-4 if kw["lora"] else 2e-5)
+    steps = effir_recipe(model, dataset, out, drop_fraction, reduction, split, title_body, title_body_limit, cfg,
+                         passage_max_length=passage_max_length)
+    for name, path in steps.items():
+        click.echo(f"{name:>12}: {path}")
+
+
+@compress.command("info")
+@click.argument("folder")
+@click.option("--seq-len", default=256, show_default=True, help="sequence length for attention FLOPs")
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def info_cmd(folder, seq_len, as_json):
+    """Parameters, FLOPs per token, dropped sublayers and MLP widths of a model."""
+    from effir.compression.info import describe
+    from effir.compression.steps import load
+
+    _spec, net, _tok = load(folder)
+    info = describe(net, seq_len)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"parameters          {info['params']:,} ({info['params_non_embedding']:,} non-embedding)")
+    click.echo(f"FLOPs/token @{seq_len:<5}  {info['flops_per_token']:,}")
+    click.echo(f"layers              {info['layers']}")
+    click.echo(f"dropped MLP         {info['dropped_mlp']}")
+    click.echo(f"dropped attention   {info['dropped_attn']}")
+    click.echo(f"MLP widths          {info['mlp_widths']} (of {info['intermediate_size']})")

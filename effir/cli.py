@@ -59,3 +59,5 @@ def _mount():
 
 
 _mount()
+if __name__ == "__main__":
+    main()

@@ -41,10 +41,11 @@ def friendly_errors(f):
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         from effir.encoder.shards import ShardError
+        from effir.index.build import IndexBuildError
 
         try:
             return f(*args, **kwargs)
-        except (DatasetError, ShardError, FileNotFoundError) as e:
+        except (DatasetError, ShardError, IndexBuildError, FileNotFoundError) as e:
             raise click.ClickException(str(e)) from e
 
     return wrapper

@@ -87,6 +87,25 @@ def model_fingerprint(spec: ModelSpec) -> str:
     return h.hexdigest()[:16]
 
 
+def pad_batch(ids: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token id lists to the longest: (input_ids, attention_mask)."""
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for row, x in enumerate(ids):
+        input_ids[row, : len(x)] = torch.tensor(x)
+        mask[row, : len(x)] = 1
+    return input_ids.to(device), mask.to(device)
+
+
+def embed(model, ids: list[list[int]], pad_id: int, spec: ModelSpec, device) -> torch.Tensor:
+    """Token ids → pooled (and normalised) vectors; the one forward pass shared by encoding and training."""
+    input_ids, mask = pad_batch(ids, pad_id, device)
+    hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+    vec = pool(hidden, mask, spec.pooling).float()
+    return F.normalize(vec, dim=-1) if spec.normalize else vec
+
+
 class Encoder:
     """Texts → L2-normalised vectors, in length-sorted batches with dynamic padding."""
 
@@ -130,17 +149,7 @@ class Encoder:
 
     @torch.inference_mode()
     def forward_ids(self, ids: list[list[int]]) -> torch.Tensor:
-        width = max(len(x) for x in ids)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(ids), width), dtype=torch.long)
-        for row, x in enumerate(ids):
-            input_ids[row, : len(x)] = torch.tensor(x)
-            mask[row, : len(x)] = 1
-        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
-        hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-        vec = pool(hidden, mask, self.spec.pooling).float()
-        return F.normalize(vec, dim=-1) if self.spec.normalize else vec
+        return embed(self.model, ids, self.tokenizer.pad_token_id, self.spec, self.device)
 
     def encode(self, texts: list[str], side: str = "passage", progress=None) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings [N, D] float32 in input order, token counts [N])."""

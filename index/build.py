@@ -17,6 +17,10 @@ DOCIDS_FILE = "docids.txt"
 META_FILE = "meta.json"
 
 
+class IndexBuildError(ValueError):
+    pass
+
+
 def _training_sample(folder: Path, n: int, seed: int) -> np.ndarray:
     """A uniform sample of n vectors, read shard by shard (the raw set may not fit in memory)."""
     manifest = read_manifest(folder)
@@ -59,9 +63,13 @@ def build_index(shards: str | Path, out: str | Path, factory: str = "Flat", trai
             sample = _training_sample(shards, train_size, seed)
             nlist = getattr(faiss.extract_index_ivf(index), "nlist", 0) if "IVF" in factory else 0
             if nlist and len(sample) < nlist:
-                raise ValueError(f"{factory}: {nlist} lists need at least {nlist} training vectors, "
-                                 f"the corpus has {len(sample)}; use a smaller IVF")
-            index.train(sample)
+                raise IndexBuildError(f"{factory}: {nlist} lists need at least {nlist} training vectors, "
+                                      f"the corpus has {len(sample)}; use a smaller IVF")
+            try:
+                index.train(sample)
+            except RuntimeError as e:  # e.g. PQ with 8 bits needs 256 training vectors per sub-quantizer
+                raise IndexBuildError(f"{factory}: training on {len(sample)} vectors failed: "
+                                      f"{str(e).splitlines()[-1]}") from None
         docids: list[str] = []
         for ids, emb in read_shards(shards):  # add shard by shard: memory stays near the index size
             index.add(emb)

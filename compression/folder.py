@@ -1,0 +1,40 @@
+"""Write a model folder: Hugging Face weights + tokenizer + effir.json (structure, encoding, provenance, figures)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from effir.encoder import architecture
+from effir.files import atomic_path
+from effir.models import EFFIR_JSON, ModelSpec
+
+
+def save_model_folder(model, tokenizer, spec: ModelSpec, out: str | Path, **extra) -> ModelSpec:
+    """Save `model` (fp32) so that `effir.models.resolve(out)` + `load_model` rebuild it exactly."""
+    import torch
+
+    out = Path(out)
+    structure = architecture.structure_of(model)
+    new = ModelSpec(**{**spec.__dict__, "name": out.name, "path": str(out),
+                       "dropped_mlp": structure["dropped_mlp"], "dropped_attn": structure["dropped_attn"],
+                       "mlp_widths": structure["mlp_widths"] if _slimmed(model, structure) else {},
+                       "extra": {**spec.extra, **extra}})
+    new.extra.setdefault("base_model", spec.extra.get("base_model", spec.path))
+    with atomic_path(out) as tmp:
+        model.to(torch.float32).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / EFFIR_JSON).write_text(json.dumps(new.to_effir_json(), indent=2) + "\n")
+    return new
+
+
+def _slimmed(model, structure) -> bool:
+    full = model.config.intermediate_size
+    return any(w != full for w in structure["mlp_widths"].values())
+
+
+def update_effir_json(folder: str | Path, **fields) -> None:
+    path = Path(folder) / EFFIR_JSON
+    meta = json.loads(path.read_text())
+    meta.update(fields)
+    path.write_text(json.dumps(meta, indent=2) + "\n")

@@ -1,0 +1,115 @@
+"""Sublayer importance (EffiR / LLM-Drop): S_l = 1 − cos(x_l, x_l + F_l(x_l)).
+
+x_l is the residual stream entering sublayer l and F_l includes its pre-norm, so `x_l + F_l(x_l)` is simply the
+stream leaving it. Scores are averaged over every real (non-padding) token of a calibration set, separately for
+attention and MLP. For post-norm BERT layers the stream leaving a sublayer is LN(x + F(x)).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from effir.encoder import architecture
+from effir.encoder.model import pad_batch
+
+
+class _Accumulator:
+    def __init__(self, n_layers: int):
+        self.sum = {"attn": torch.zeros(n_layers, dtype=torch.float64), "mlp": torch.zeros(n_layers, dtype=torch.float64)}
+        self.count = 0
+        self.mask = None
+
+    def add(self, kind: str, layer: int, x: torch.Tensor, y: torch.Tensor):
+        cos = F.cosine_similarity(x.float(), y.float(), dim=-1)  # [B, T]
+        self.sum[kind][layer] += ((1.0 - cos) * self.mask).sum().double().cpu()
+
+
+def _hidden(args, kwargs):
+    return args[0] if args else kwargs["hidden_states"]
+
+
+def _first(out):
+    return out[0] if isinstance(out, tuple) else out
+
+
+@torch.no_grad()
+def sublayer_importance(model, tokenizer, texts: list[str], max_length: int = 256, batch_size: int = 8,
+                        prefix: str = "", append_eos: bool = False, device="cpu", progress=None) -> dict:
+    """{"attn": [S per layer], "mlp": [S per layer]} (None for sublayers already dropped)."""
+    blocks = architecture.layers(model)
+    acc = _Accumulator(len(blocks))
+    fam = architecture.family(model)
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    hooks = []
+    for i, layer in enumerate(blocks):
+        def pre(mod, args, kwargs, i=i):
+            state[i] = {"x": _hidden(args, kwargs)}
+
+        def post(mod, args, kwargs, out, i=i):
+            y = _first(out)
+            acc.add("attn", i, state[i]["x"], state[i]["h"])
+            acc.add("mlp", i, state[i]["h"], y)
+
+        hooks.append(layer.register_forward_pre_hook(pre, with_kwargs=True))
+        hooks.append(layer.register_forward_hook(post, with_kwargs=True))
+        if fam == "llama":  # the MLP's pre-norm reads the stream after attention
+            hooks.append(layer.post_attention_layernorm.register_forward_pre_hook(
+                lambda mod, args, i=i: state[i].__setitem__("h", args[0])))
+        else:
+            hooks.append(layer.attention.register_forward_hook(
+                lambda mod, args, out, i=i: state[i].__setitem__("h", _first(out))))
+    try:
+        eos = tokenizer.eos_token_id if append_eos else None
+        for start in range(0, len(texts), batch_size):
+            batch = [prefix + t for t in texts[start:start + batch_size]]
+            ids = tokenizer(batch, truncation=True, max_length=max_length - (eos is not None))["input_ids"]
+            if eos is not None:
+                ids = [x + [eos] for x in ids]
+            input_ids, mask = pad_batch(ids, tokenizer.pad_token_id, device)
+            acc.mask = mask.float()
+            acc.count += int(mask.sum())
+            model(input_ids=input_ids, attention_mask=mask)
+            if progress is not None:
+                progress.update(len(batch))
+    finally:
+        for h in hooks:
+            h.remove()
+    out = {}
+    for kind, dropped in (("attn", architecture.attn_is_dropped), ("mlp", architecture.mlp_is_dropped)):
+        out[kind] = [None if dropped(layer) else round(float(acc.sum[kind][i] / acc.count), 6)
+                     for i, layer in enumerate(blocks)]
+    out["tokens"] = acc.count
+    out["texts"] = len(texts)
+    return out
+
+
+def least_important(scores: list, k: int) -> list[int]:
+    """Indices of the k lowest scores among sublayers still present."""
+    ranked = sorted((s, i) for i, s in enumerate(scores) if s is not None)
+    if k > len(ranked):
+        raise ValueError(f"cannot drop {k} sublayers: only {len(ranked)} remain")
+    return sorted(i for _, i in ranked[:k])
+
+
+def plot_importance(scores: dict, path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    n = len(scores["mlp"])
+    x = np.arange(n)
+    fig, ax = plt.subplots(figsize=(max(6, n * 0.35), 3.6))
+    for off, kind, color in ((-0.2, "attn", "tab:blue"), (0.2, "mlp", "tab:orange")):
+        vals = [v if v is not None else 0.0 for v in scores[kind]]
+        ax.bar(x + off, vals, width=0.4, label="attention" if kind == "attn" else "MLP", color=color)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("importance  1 − cos(x, x + F(x))")
+    ax.set_xticks(x)
+    ax.set_title(title or "sublayer importance")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,79 @@
+"""Self-slimming width reduction (EffiR §fine-grained): a learnable gate z per MLP intermediate channel.
+
+    MLP(x) = W_down( ReLU(z) ⊙ act(W_gate x) ⊙ (W_up x) )          (LLaMA; BERT: W_out(ReLU(z) ⊙ act(W_in x)))
+    L = InfoNCE + λ · relu(L0 − target),   L0 = mean_c σ(β·z_c)       (sigmoid relaxation of ‖ReLU(z)‖₀ / n)
+
+After training, the channels with the lowest z (all with z ≤ 0, and across layers as many as the target asks)
+are removed from the tensors, and ReLU(z) of the kept ones is folded into W_down's columns.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from effir.encoder import architecture
+
+
+class ChannelGates:
+    """Gates on the input of each remaining MLP's output projection (a forward pre-hook: u → ReLU(z) ⊙ u)."""
+
+    def __init__(self, model: nn.Module, init: float = 1.0):
+        self.model = model
+        self.z: dict[int, nn.Parameter] = {}
+        self._hooks = []
+        for i, layer in enumerate(architecture.layers(model)):
+            if architecture.mlp_is_dropped(layer):
+                continue
+            _, out = architecture.mlp_linears(layer)
+            z = nn.Parameter(torch.full((out.in_features,), init, device=out.weight.device))
+            self.z[i] = z
+            self._hooks.append(out.register_forward_pre_hook(lambda mod, args, z=z: (args[0] * torch.relu(z),)))
+
+    def parameters(self) -> list[nn.Parameter]:
+        return list(self.z.values())
+
+    def l0(self, beta: float = 5.0) -> torch.Tensor:
+        """Expected fraction of channels kept: mean σ(β·z)."""
+        return torch.cat([torch.sigmoid(beta * z) for z in self.z.values()]).mean()
+
+    def remove(self):
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+
+    def keep_sets(self, keep_fraction: float, min_channels: int = 8) -> dict[int, torch.Tensor]:
+        """Global selection: the top `keep_fraction` of all channels by z, never a z ≤ 0, at least
+        `min_channels` per layer."""
+        with torch.no_grad():
+            all_z = torch.cat([z for z in self.z.values()])
+            n_keep = int(round(keep_fraction * all_z.numel()))
+            threshold = torch.topk(all_z, n_keep).values.min() if n_keep else float("inf")
+            out = {}
+            for i, z in self.z.items():
+                keep = torch.nonzero((z >= threshold) & (z > 0)).flatten()
+                if keep.numel() < min_channels:
+                    keep = torch.topk(z, min(min_channels, z.numel())).indices.sort().values
+                out[i] = keep
+            return out
+
+    @torch.no_grad()
+    def fold(self, keep_fraction: float) -> dict[int, int]:
+        """Slice every gated MLP to its kept channels and fold ReLU(z) into W_down; returns widths."""
+        keep = self.keep_sets(keep_fraction)
+        self.remove()
+        widths = {}
+        for i, idx in keep.items():
+            architecture.keep_mlp_channels(self.model, i, idx, scale=torch.relu(self.z[i]))
+            widths[i] = int(idx.numel())
+        return widths
+
+
+def l0_regularizer(gates: ChannelGates, target_keep: float, weight: float, beta: float = 5.0):
+    """λ · relu(L0 − target): pushes the expected kept fraction down to the target, not below."""
+
+    def reg(step, total):
+        l0 = gates.l0(beta)
+        return weight * torch.relu(l0 - target_keep), {"l0": round(l0.item(), 4)}
+
+    return reg

@@ -1,0 +1,159 @@
+"""The compression steps as functions over model folders: analyze, drop, train, slim; and the EffiR recipe.
+
+Each step reads a model folder (or registry name), writes a new folder with effir.json, and records what it did.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+from effir.compression import importance as imp
+from effir.compression.folder import save_model_folder
+from effir.compression.info import describe
+from effir.compression.train import TrainConfig, train
+from effir.data import BeirDataset, read_texts, sample_texts
+from effir.encoder import architecture
+from effir.encoder.model import load_model
+from effir.files import write_json
+from effir.models import resolve
+
+
+def load(model: str, device: str = "cpu"):
+    spec = resolve(model)
+    net, tok = load_model(spec, device=device, dtype="float32")
+    return spec, net, tok
+
+
+def calibration_texts(dataset: str | None = None, texts: str | None = None, n: int = 256, seed: int = 0):
+    if texts:
+        return read_texts(texts)[:n] if n else read_texts(texts)
+    if dataset:
+        return sample_texts(BeirDataset(dataset).corpus(), n, seed)
+    raise ValueError("give calibration texts: --dataset (samples its corpus) or --texts FILE")
+
+
+def analyze(model: str, out: str | Path, texts: list[str], max_length: int = 256, batch_size: int = 8,
+            device: str = "cpu") -> dict:
+    from tqdm import tqdm
+
+    spec, net, tok = load(model, device)
+    with tqdm(total=len(texts), desc="importance", unit="text") as bar:
+        scores = imp.sublayer_importance(net, tok, texts, max_length=max_length, batch_size=batch_size,
+                                         prefix=spec.passage_prefix, append_eos=spec.append_eos, device=device,
+                                         progress=bar)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    scores["model"] = spec.name
+    write_json(out / "importance.json", scores)
+    imp.plot_importance(scores, out / "importance.png", title=f"{spec.name}: sublayer importance")
+    return scores
+
+
+def drop(model: str, out: str | Path, scores: dict | None, n_mlp: int = 0, n_attn: int = 0,
+         mlp_layers: list[int] | None = None, attn_layers: list[int] | None = None, device: str = "cpu"):
+    """Remove the n least important MLP (and attention) sublayers, or the listed ones."""
+    spec, net, tok = load(model, device)
+    mlp = mlp_layers if mlp_layers is not None else (imp.least_important(scores["mlp"], n_mlp) if n_mlp else [])
+    attn = attn_layers if attn_layers is not None else (imp.least_important(scores["attn"], n_attn) if n_attn else [])
+    before = describe(net)
+    architecture.apply_structure(net, dropped_mlp=mlp, dropped_attn=attn)
+    after = describe(net)
+    history = spec.extra.get("history", []) + [{"step": "drop", "mlp": mlp, "attn": attn}]
+    new = save_model_folder(net, tok, spec, out, history=history,
+                            figures={"params_before": before["params"], "params": after["params"],
+                                     "params_non_embedding": after["params_non_embedding"],
+                                     "flops_per_token": after["flops_per_token"]})
+    return new, before, after
+
+
+def training_examples(dataset: str | None, split: str | None, title_body: list[str], title_body_limit: int,
+                      work: Path, negatives_depth: int = 30):
+    from effir.compression import pairs
+
+    examples = []
+    if dataset and split:
+        ds = BeirDataset(dataset)
+        items, corpus = pairs.qrels_examples(ds, split)
+        examples += pairs.build_examples(items, corpus, work / f"{ds.name}-{split}", negatives_depth)
+    for folder in title_body:
+        ds = BeirDataset(folder)
+        corpus = ds.corpus()
+        items = pairs.title_body_examples(corpus, title_body_limit)
+        examples += pairs.build_examples(items, corpus, work / f"{ds.name}-titles", negatives_depth, title_body=True)
+    if not examples:
+        raise ValueError("no training data: give --dataset with --split, and/or --title-body DATASET")
+    return examples
+
+
+def _training_spec(spec, passage_max_length):
+    """Training may truncate passages shorter than encoding does (cost grows with length)."""
+    return replace(spec, passage_max_length=passage_max_length) if passage_max_length else spec
+
+
+def finetune(model: str, out: str | Path, examples, cfg: TrainConfig, work: str | Path, teacher: str | None = None,
+             passage_max_length: int | None = None, device: str = "cpu"):
+    from effir.encoder.model import Encoder
+
+    spec, net, tok = load(model, device)
+    teacher_enc = Encoder(resolve(teacher), device=device) if teacher else None
+    net, history = train(net, tok, _training_spec(spec, passage_max_length), examples, cfg, work,
+                         teacher=teacher_enc, device=device, desc=f"train {spec.name}")
+    hist = spec.extra.get("history", []) + [{"step": "train", "config": asdict(cfg), "examples": len(examples),
+                                             "teacher": teacher, "final_loss": history[-1]["loss"] if history else None}]
+    return save_model_folder(net, tok, spec, out, history=hist)
+
+
+def slim(model: str, out: str | Path, examples, reduction: float, cfg: TrainConfig, work: str | Path,
+         l0_weight: float = 1.0, passage_max_length: int | None = None, device: str = "cpu"):
+    """Train the channel gates (model frozen), then cut the MLPs to (1 − reduction) of their width."""
+    from effir.compression.slim import ChannelGates, l0_regularizer
+
+    spec, net, tok = load(model, device)
+    gates = ChannelGates(net)
+    keep = 1.0 - reduction
+    net, history = train(net, tok, _training_spec(spec, passage_max_length), examples, cfg, work,
+                         params=gates.parameters(),
+                         regularizer=l0_regularizer(gates, keep, l0_weight), device=device, desc=f"slim {spec.name}")
+    widths = gates.fold(keep)
+    hist = spec.extra.get("history", []) + [{"step": "slim", "reduction": reduction, "config": asdict(cfg),
+                                             "widths": widths}]
+    return save_model_folder(net, tok, spec, out, history=hist), widths
+
+
+def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float = 0.5, reduction: float = 0.3,
+                 split: str = "train", title_body: list[str] = (), title_body_limit: int = 2000,
+                 cfg: TrainConfig | None = None, slim_cfg: TrainConfig | None = None, calibration: int = 256,
+                 passage_max_length: int | None = None, device: str = "cpu") -> dict:
+    """analyze → drop → train → slim → train; every intermediate folder is kept under `out`."""
+    out = Path(out)
+    cfg = cfg or TrainConfig()
+    slim_cfg = slim_cfg or replace(cfg, lr=0.05, lora=False)
+    texts = calibration_texts(dataset=dataset, n=calibration)
+    scores = analyze(model, out / "0-analyze", texts, device=device)
+    n_layers = len(scores["mlp"])
+    n_drop = int(round(drop_fraction * n_layers))
+    examples = training_examples(dataset, split, list(title_body), title_body_limit, out / "data")
+    steps = {}
+    if not (out / "1-drop" / "effir.json").exists():
+        drop(model, out / "1-drop", scores, n_mlp=n_drop, device=device)
+    steps["drop"] = str(out / "1-drop")
+    if not (out / "2-drop-train" / "effir.json").exists():
+        finetune(str(out / "1-drop"), out / "2-drop-train", examples, cfg, out / "work-2",
+                 passage_max_length=passage_max_length, device=device)
+    steps["drop_train"] = str(out / "2-drop-train")
+    if not (out / "3-slim" / "effir.json").exists():
+        slim(str(out / "2-drop-train"), out / "3-slim", examples, reduction, slim_cfg, out / "work-3",
+             passage_max_length=passage_max_length, device=device)
+    steps["slim"] = str(out / "3-slim")
+    if not (out / "4-final" / "effir.json").exists():
+        finetune(str(out / "3-slim"), out / "4-final", examples, cfg, out / "work-4",
+                 passage_max_length=passage_max_length, device=device)
+    steps["final"] = str(out / "4-final")
+    write_json(out / "recipe.json", {"model": model, "dataset": dataset, "drop_fraction": drop_fraction,
+                                      "dropped_mlp": n_drop, "reduction": reduction, "steps": steps,
+                                      "train": asdict(cfg), "slim": asdict(slim_cfg)})
+    return steps

@@ -1,0 +1,166 @@
+"""Retrieval fine-tuning with InfoNCE over in-batch and hard negatives (RepLLaMA / EffiR recipe).
+
+    L = −log  exp(s(q, p⁺)/τ) / Σ_{p ∈ batch positives ∪ hard negatives} exp(s(q, p)/τ)
+
+s is the cosine of the pooled, normalised embeddings. LoRA through peft (merged afterwards) or full
+fine-tuning; optional distillation towards a teacher's embeddings; checkpoints every few steps and resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from effir.encoder.model import embed
+
+LORA_TARGETS = {"llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                "bert": ["query", "key", "value", "dense"]}
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 1.0
+    batch_size: int = 16
+    negatives: int = 1             # hard negatives per query
+    lr: float = 2e-5
+    temperature: float = 0.05
+    lora: bool = False
+    lora_r: int = 32
+    lora_alpha: int = 64
+    distill_weight: float = 0.0    # weight of 1 − cos(student, teacher) when a teacher is given
+    seed: int = 0
+    checkpoint_every: int = 25
+    max_steps: int | None = None
+
+
+def info_nce(q: torch.Tensor, p: torch.Tensor, temperature: float) -> torch.Tensor:
+    """q [B, D]; p [B·(1+n), D] laid out as (positive, its n negatives) per query."""
+    scores = q @ p.T / temperature
+    group = p.size(0) // q.size(0)
+    labels = torch.arange(q.size(0), device=q.device) * group
+    return F.cross_entropy(scores, labels)
+
+
+def _batches(examples, cfg: TrainConfig, epoch: int):
+    rng = random.Random(cfg.seed * 1000 + epoch)
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    for start in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size):  # full batches only
+        batch = [examples[i] for i in order[start:start + cfg.batch_size]]
+        queries = [e.query for e in batch]
+        passages = []
+        for e in batch:
+            passages.append(e.positive)
+            pool = e.negatives or [examples[rng.randrange(len(examples))].positive]
+            passages.extend(rng.choice(pool) for _ in range(cfg.negatives))
+        yield queries, passages
+
+
+def wrap_lora(model, cfg: TrainConfig):
+    from peft import LoraConfig, get_peft_model
+
+    from effir.encoder import architecture
+
+    targets = LORA_TARGETS[architecture.family(model)]
+    return get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
+                                            target_modules=targets, bias="none"))
+
+
+def train(model, tokenizer, spec, examples, cfg: TrainConfig, work: str | Path, teacher=None, params=None,
+          regularizer=None, device="cpu", desc: str = "train"):
+    """Fine-tune `model` in place (LoRA merged back); returns (model, log). `params`: train only these
+    (e.g. the slimming gates); `regularizer(step) -> (loss, figures)` is added to InfoNCE."""
+    from effir.encoder.model import Encoder
+
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    if cfg.lora and params is None:
+        model = wrap_lora(model, cfg)
+    if params is None:
+        params = [p for p in model.parameters() if p.requires_grad]
+    else:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in params:
+            p.requires_grad_(True)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    steps_per_epoch = len(examples) // cfg.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(examples)} examples are fewer than one batch of {cfg.batch_size}")
+    total = int(steps_per_epoch * cfg.epochs)
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / max(1, total // 10)) * max(0.0, (total - s) / total))
+    ckpt_path, log_path = work / "checkpoint.pt", work / "log.jsonl"
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    step = 0
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        if ckpt["config"] == asdict(cfg) and set(ckpt["trainable"]) == set(trainable):
+            with torch.no_grad():
+                for n, t in ckpt["trainable"].items():
+                    trainable[n].copy_(t)
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            step = ckpt["step"]
+    tok = Encoder(spec, model=model, tokenizer=tokenizer, device=device)
+    pad = tokenizer.pad_token_id
+    model.train()
+    bar = tqdm(total=total, initial=step, desc=desc, unit="step")
+    log = open(log_path, "a")
+    done = step
+    epoch = 0
+    while done < total:
+        for i, (queries, passages) in enumerate(_batches(examples, cfg, epoch)):
+            global_step = epoch * steps_per_epoch + i
+            if global_step < done:
+                continue  # resumed: these batches were trained before the crash
+            if done >= total:
+                break
+            q_ids, p_ids = tok.tokenize(queries, "query"), tok.tokenize(passages, "passage")
+            q, p = embed(model, q_ids, pad, spec, device), embed(model, p_ids, pad, spec, device)
+            loss = info_nce(q, p, cfg.temperature)
+            figures = {"info_nce": round(loss.item(), 4)}
+            if teacher is not None and cfg.distill_weight:
+                with torch.no_grad():
+                    tq, tp = teacher.forward_ids(q_ids), teacher.forward_ids(p_ids)
+                d = (1 - F.cosine_similarity(q, tq).mean()) + (1 - F.cosine_similarity(p, tp).mean())
+                loss = loss + cfg.distill_weight * d
+                figures["distill"] = round(d.item(), 4)
+            if regularizer is not None:
+                reg, reg_figures = regularizer(done, total)
+                loss = loss + reg
+                figures.update(reg_figures)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            done += 1
+            figures = {"step": done, "loss": round(loss.item(), 4), "lr": scheduler.get_last_lr()[0], **figures}
+            log.write(json.dumps(figures) + "\n")
+            log.flush()
+            bar.set_postfix(loss=f"{figures['loss']:.3f}")
+            bar.update(1)
+            if done % cfg.checkpoint_every == 0 or done == total:
+                torch.save({"step": done, "config": asdict(cfg), "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict(),
+                            "trainable": {n: t.detach().clone() for n, t in trainable.items()}}, ckpt_path)
+        epoch += 1
+    bar.close()
+    log.close()
+    model.eval()
+    if cfg.lora and hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    history = [json.loads(line) for line in open(log_path)]
+    return model, history

@@ -1,0 +1,104 @@
+"""Encoding: pooling, shards + manifest, and resume after SIGKILL with identical results."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from effir.data import Corpus
+from effir.encoder.model import Encoder
+from effir.encoder.pooling import pool
+from effir.encoder.shards import encode_corpus, load_all
+from effir.models import resolve
+from tests.conftest import write_corpus
+
+
+def test_pooling_ignores_padding():
+    hidden = torch.randn(2, 4, 3)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    assert torch.allclose(pool(hidden, mask, "mean")[0], hidden[0, :2].mean(0))
+    assert torch.equal(pool(hidden, mask, "last")[0], hidden[0, 1])
+    assert torch.equal(pool(hidden, mask, "last")[1], hidden[1, 3])
+    assert torch.equal(pool(hidden, mask, "cls")[0], hidden[0, 0])
+
+
+def test_batching_does_not_change_embeddings(tiny_llama):
+    """Length-sorted, padded batches give the same vectors as one text at a time."""
+    enc = Encoder(resolve(str(tiny_llama)), device="cpu", max_tokens=200)
+    texts = ["short", "a much longer text " * 5, "medium length text here", ""]
+    batched, n_tokens = enc.encode(texts)
+    single = np.concatenate([enc.encode([t])[0] for t in texts])
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    ids = enc.tokenize(texts, "passage")
+    assert all(x[-1] == enc.tokenizer.eos_token_id for x in ids)  # EOS appended
+    assert list(n_tokens) == [len(x) for x in ids]
+    assert np.allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
+
+
+def test_shards_and_manifest(tmp_path, tiny_bert):
+    corpus = Corpus(write_corpus(tmp_path / "c.jsonl", 23)).validate()
+    enc = Encoder(resolve(str(tiny_bert)), device="cpu")
+    manifest = encode_corpus(enc, corpus, tmp_path / "out", shard_size=10, progress=False)
+    assert [s["rows"] for s in manifest["shards"]] == [10, 10, 3]
+    assert manifest["complete"] and manifest["dim"] == 32 and manifest["pooling"] == "mean"
+    assert manifest["shards"][1]["first_row"] == 10 and manifest["shards"][1]["last_row"] == 19
+    table = pq.read_table(tmp_path / "out" / "part-00000.parquet")
+    assert table.schema.field("embedding").type.list_size == 32
+    assert set(table.column_names) == {"docid", "embedding", "n_tokens"}
+    ids, emb = load_all(tmp_path / "out")
+    assert ids == [f"d{i}" for i in range(23)] and emb.shape == (23, 32)
+    # float16 shards on request
+    m16 = encode_corpus(enc, corpus, tmp_path / "out16", shard_size=10, dtype="float16", progress=False)
+    assert m16["dtype"] == "float16"
+    np.testing.assert_allclose(load_all(tmp_path / "out16")[1], emb, atol=2e-3)
+
+
+def _encode_cmd(model, corpus, out):
+    return [sys.executable, "-m", "effir.cli", "encode", "--model", str(model), "--corpus", str(corpus),
+            "--out", str(out), "--shard-size", "16", "--threads", "1"]
+
+
+def test_resume_after_sigkill(tmp_path, tiny_llama):
+    corpus = write_corpus(tmp_path / "c.jsonl", 400, seed=1)
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    reference = tmp_path / "reference"
+    subprocess.run(_encode_cmd(tiny_llama, corpus, reference), check=True, env=env, capture_output=True)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(_encode_cmd(tiny_llama, corpus, out), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120  # kill at a random point once some shards exist
+    target = random.Random().randint(1, 20)
+    while time.time() < deadline and len(list(out.glob("part-*.parquet"))) < target and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(json.loads((out / "manifest.json").read_text())["shards"])
+    subprocess.run(_encode_cmd(tiny_llama, corpus, out), check=True, env=env, capture_output=True)
+    ids, emb = load_all(out)
+    ref_ids, ref_emb = load_all(reference)
+    assert done_before < 25
+    assert ids == ref_ids and len(set(ids)) == 400
+    np.testing.assert_allclose(emb, ref_emb, atol=1e-5)
+    assert not list(out.glob("*.tmp"))
+
+
+def test_resume_refuses_other_model(tmp_path, tiny_bert, tiny_llama):
+    from click.testing import CliRunner
+
+    from effir.cli import main
+
+    corpus = write_corpus(tmp_path / "c.jsonl", 5)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["encode", "-m", str(tiny_bert), "--corpus", str(corpus), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["encode", "-m", str(tiny_llama), "--corpus", str(corpus), "--out", str(out)])
+    assert r.exit_code != 0 and "different model_fingerprint" in r.output

@@ -1,0 +1,130 @@
+"""FAISS index build (Flat, HNSW, IVF-PQ), dense search to a TREC run, metrics against Pyserini's trec_eval."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from effir.cli import main
+from effir.data import read_qrels, read_trec_run, write_trec_run
+from effir.eval.metrics import evaluate
+from effir.eval.significance import compare, paired_randomization
+
+
+@pytest.fixture
+def encoded(tmp_path, tiny_bert, tiny_dataset):
+    out = tmp_path / "shards"
+    r = CliRunner().invoke(main, ["encode", "-m", str(tiny_bert), "--corpus", str(tiny_dataset / "corpus.jsonl"),
+                                  "--out", str(out), "--shard-size", "25"])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.mark.parametrize("factory", ["Flat", "HNSW32", "IVF4,PQ8x4"])
+def test_index_build_and_meta(tmp_path, encoded, factory):
+    out = tmp_path / "index"
+    r = CliRunner().invoke(main, ["index", "--shards", str(encoded), "--out", str(out), "--factory", factory])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["count"] == 60 and meta["dim"] == 32 and meta["factory"] == factory
+    assert meta["bytes_on_disk"] == (out / "index.faiss").stat().st_size
+    assert meta["bytes_per_vector"] == pytest.approx(meta["bytes_on_disk"] / 60, rel=1e-3)
+    for key in ("build_seconds", "peak_memory_bytes"):
+        assert meta[key] > 0
+    assert (out / "docids.txt").read_text().split() == [f"d{i}" for i in range(60)]
+
+
+def test_index_training_too_small_is_a_clear_error(tmp_path, encoded):
+    r = CliRunner().invoke(main, ["index", "--shards", str(encoded), "--out", str(tmp_path / "i"), "--factory", "IVF4,PQ8"])
+    assert r.exit_code != 0 and "IVF4,PQ8: training on 60 vectors failed" in r.output
+
+
+def test_flat_search_finds_each_document_itself(tmp_path, encoded, tiny_bert, tiny_dataset):
+    CliRunner().invoke(main, ["index", "--shards", str(encoded), "--out", str(tmp_path / "idx")])
+    queries = tmp_path / "q.jsonl"
+    docs = [json.loads(line) for line in open(tiny_dataset / "corpus.jsonl")][:10]
+    queries.write_text("".join(json.dumps({"_id": d["_id"], "text": f"{d['title']} {d['text']}"}) + "\n" for d in docs))
+    run = tmp_path / "run.trec"
+    r = CliRunner().invoke(main, ["search", "--index", str(tmp_path / "idx"), "-m", str(tiny_bert),
+                                  "--queries", str(queries), "--out", str(run), "--k", "5"])
+    assert r.exit_code == 0, r.output
+    assert "p50" in r.output and "p95" in r.output
+    lines = run.read_text().splitlines()
+    assert len(lines) == 50 and lines[0].split()[1] == "Q0" and lines[0].split()[3] == "1"
+    hits = read_trec_run(run)
+    assert all(max(h, key=h.get) == q for q, h in hits.items())  # a document is its own nearest neighbour
+    # --remove-query drops it
+    r = CliRunner().invoke(main, ["search", "--index", str(tmp_path / "idx"), "-m", str(tiny_bert),
+                                  "--queries", str(queries), "--out", str(run), "--k", "5", "--remove-query"])
+    assert all(q not in h and len(h) == 5 for q, h in read_trec_run(run).items())
+
+
+def test_search_with_qrels_keeps_judged_queries(tmp_path, encoded, tiny_bert, tiny_dataset):
+    CliRunner().invoke(main, ["index", "--shards", str(encoded), "--out", str(tmp_path / "idx")])
+    run = tmp_path / "run.trec"
+    r = CliRunner().invoke(main, ["search", "--index", str(tmp_path / "idx"), "-m", str(tiny_bert), "--queries",
+                                  str(tiny_dataset / "queries.jsonl"), "--qrels",
+                                  str(tiny_dataset / "qrels" / "test.tsv"), "--out", str(run)])
+    assert r.exit_code == 0, r.output
+    assert set(read_trec_run(run)) == {"q8", "q9", "q10", "q11"}
+
+
+def _random_run(seed=0):
+    rng = random.Random(seed)
+    qrels = {f"q{q}": {f"d{d}": rng.choice([1, 2, 3]) for d in rng.sample(range(200), rng.randint(1, 8))}
+             for q in range(30)}
+    run = {}
+    for q in qrels:
+        docs = rng.sample(range(200), 150)
+        run[q] = [(f"d{d}", round(rng.random(), 2)) for d in docs]  # coarse scores: ties on purpose
+        run[q].sort(key=lambda x: -x[1])
+    return qrels, run
+
+
+def test_metrics_match_pyserini_trec_eval(tmp_path):
+    from effir.search.jvm import java_home
+
+    import pyserini
+
+    qrels, results = _random_run()
+    run_path, cut_path, qrels_path = tmp_path / "run.trec", tmp_path / "cut.trec", tmp_path / "qrels.txt"
+    write_trec_run(run_path, results, "t")
+    write_trec_run(cut_path, {q: h[:10] for q, h in results.items()}, "t")
+    qrels_path.write_text("".join(f"{q} 0 {d} {r}\n" for q, docs in qrels.items() for d, r in docs.items()))
+    jar = next((__import__("pathlib").Path(pyserini.__file__).parent / "resources" / "jars").glob("*fatjar.jar"))
+    java = str(java_home() / "bin" / "java")
+
+    def trec_eval(measures, path):
+        cmd = [java, "-cp", str(jar), "trec_eval", "-c"] + sum((["-m", m] for m in measures), []) + [str(qrels_path), str(path)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        return {line.split()[0]: float(line.split()[2]) for line in out.splitlines() if line.split()[1] == "all"}
+
+    ours = evaluate(read_trec_run(run_path), read_qrels(qrels_path))
+    ref = trec_eval(["ndcg_cut.10", "recall.100"], run_path)
+    assert ours["ndcg@10"] == pytest.approx(ref["ndcg_cut_10"], abs=1e-4)
+    assert ours["recall@100"] == pytest.approx(ref["recall_100"], abs=1e-4)
+    assert ours["mrr@10"] == pytest.approx(trec_eval(["recip_rank"], cut_path)["recip_rank"], abs=1e-4)
+
+
+def test_eval_cli_json(tmp_path):
+    qrels, results = _random_run(1)
+    write_trec_run(tmp_path / "run.trec", results, "t")
+    (tmp_path / "q.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"{q}\t{d}\t{r}\n" for q, docs in qrels.items() for d, r in docs.items()))
+    r = CliRunner().invoke(main, ["eval", "--run", str(tmp_path / "run.trec"), "--qrels", str(tmp_path / "q.tsv"),
+                                  "--json", str(tmp_path / "m.json")])
+    assert r.exit_code == 0 and "nDCG@10" in r.output
+    assert set(json.loads((tmp_path / "m.json").read_text())) >= {"ndcg@10", "recall@100", "mrr@10"}
+
+
+def test_significance():
+    a = np.linspace(0, 1, 50)
+    assert paired_randomization(a, a) == 1.0
+    assert paired_randomization(a + 0.2, a) < 0.01
+    pq = {f"q{i}": {"ndcg@10": float(v)} for i, v in enumerate(a)}
+    assert compare(pq, pq)["p_randomization"] == 1.0
