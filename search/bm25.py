@@ -41,8 +41,7 @@ def build_lucene_index(corpus: Corpus, work: Path, threads: int = 2) -> Path:
     return index_dir
 
 
-def bm25_search(index_dir: Path, queries: dict[str, str], k: int = 1000, k1: float = 0.9, b: float = 0.4,
-                threads: int = 2, remove_query: bool = False) -> dict[str, list[tuple[str, float]]]:
+def _searcher(index_dir: Path, k1: float, b: float):
     from effir.search.jvm import start_jvm
 
     start_jvm()
@@ -50,13 +49,36 @@ def bm25_search(index_dir: Path, queries: dict[str, str], k: int = 1000, k1: flo
 
     searcher = LuceneSearcher(str(index_dir))
     searcher.set_bm25(k1, b)
+    return searcher
+
+
+def _ranked(hits, qid, k, remove_query):
+    ranked = [(h.docid, float(h.score)) for h in hits]
+    if remove_query:
+        ranked = [r for r in ranked if r[0] != qid]
+    return ranked[:k]
+
+
+def bm25_search(index_dir: Path, queries: dict[str, str], k: int = 1000, k1: float = 0.9, b: float = 0.4,
+                threads: int = 2, remove_query: bool = False) -> dict[str, list[tuple[str, float]]]:
+    searcher = _searcher(index_dir, k1, b)
     qids = list(queries)
-    extra = 1 if remove_query else 0
-    hits = searcher.batch_search([queries[q] for q in qids], qids, k=k + extra, threads=threads)
-    results = {}
-    for qid in qids:
-        ranked = [(h.docid, float(h.score)) for h in hits.get(qid, [])]
-        if remove_query:
-            ranked = [r for r in ranked if r[0] != qid]
-        results[qid] = ranked[:k]
-    return results
+    hits = searcher.batch_search([queries[q] for q in qids], qids, k=k + remove_query, threads=threads)
+    return {qid: _ranked(hits.get(qid, []), qid, k, remove_query) for qid in qids}
+
+
+def bm25_search_timed(index_dir: Path, queries: dict[str, str], k: int = 1000, k1: float = 0.9, b: float = 0.4,
+                      remove_query: bool = False):
+    """One query at a time, as an online system would: (results, per-query latency summary)."""
+    import time
+
+    from effir.timing import latency_ms
+
+    searcher = _searcher(index_dir, k1, b)
+    results, times = {}, []
+    for qid, text in queries.items():
+        t0 = time.perf_counter()
+        hits = searcher.search(text, k=k + remove_query)
+        times.append(time.perf_counter() - t0)
+        results[qid] = _ranked(hits, qid, k, remove_query)
+    return results, latency_ms(times)
