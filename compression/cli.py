@@ -182,6 +182,48 @@ def effir_cmd(model, dataset, out, drop_fraction, reduction, split, title_body, 
         click.echo(f"{name:>12}: {path}")
 
 
+def _sparsity_command(method: str, doc: str):
+    @compress.command(method, help=doc)
+    @click.option("--model", "-m", required=True)
+    @click.option("--out", required=True, type=click.Path())
+    @click.option("--ratio", default=0.5, show_default=True, help="fraction of weights zeroed in every linear layer")
+    @click.option("--nm", default=None, help="semi-structured N:M instead, e.g. 2:4")
+    @calibration_options
+    @click.option("--max-length", default=256, show_default=True)
+    @click.option("--threads", type=int, default=None)
+    @friendly_errors
+    def cmd(model, out, ratio, nm, dataset, texts, calibration, max_length, threads):
+        from effir.compression.steps import calibration_texts, sparsify_folder
+        from effir.device import configure_threads
+
+        configure_threads(threads)
+        pattern = tuple(int(x) for x in nm.split(":")) if nm else None
+        figures = sparsify_folder(model, out, calibration_texts(dataset, texts, calibration), method, ratio,
+                                  pattern, max_length)
+        click.echo(f"{method}: {figures['zeros']:,} of {figures['weights']:,} block weights are zero "
+                   f"({figures['sparsity']:.2%}) -> {out}")
+
+    return cmd
+
+
+_sparsity_command("wanda", "Wanda sparsity: prune the lowest |W|·‖X‖ in every output row (calibrated on texts).")
+_sparsity_command("sparsegpt", "SparseGPT sparsity: OBS pruning with inverse-Hessian reconstruction (calibrated).")
+
+
+@compress.command("quantize")
+@click.option("--model", "-m", required=True)
+@click.option("--out", required=True, type=click.Path())
+@click.option("--method", type=click.Choice(["int8-dynamic", "nf4"]), default="int8-dynamic", show_default=True,
+              help="int8-dynamic on CPU, nf4 (bitsandbytes) on CUDA")
+@friendly_errors
+def quantize_cmd(model, out, method):
+    """Quantise the linear layers of any folder (EffiR ones too: drop/slim first, quantise last)."""
+    from effir.compression.steps import quantize_folder
+
+    quantize_folder(model, out, method)
+    click.echo(f"{method} recorded -> {out} (applied when the folder is loaded)")
+
+
 @compress.command("info")
 @click.argument("folder")
 @click.option("--seq-len", default=256, show_default=True, help="sequence length for attention FLOPs")

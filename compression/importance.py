@@ -1,8 +1,8 @@
 """Sublayer importance (EffiR / LLM-Drop): S_l = 1 − cos(x_l, x_l + F_l(x_l)).
 
-x_l is the residual stream entering sublayer l and F_l includes its pre-norm, so `x_l + F_l(x_l)` is simply the
-stream leaving it. Scores are averaged over every real (non-padding) token of a calibration set, separately for
-attention and MLP. For post-norm BERT layers the stream leaving a sublayer is LN(x + F(x)).
+x_l is the residual stream entering sublayer l and F_l includes its pre-norm, so for pre-norm (LLaMA) layers
+`x_l + F_l(x_l)` is simply the stream leaving it. For post-norm (BERT) layers it is the sum before the LayerNorm.
+Scores are averaged over every real (non-padding) token of a calibration set, separately for attention and MLP.
 """
 
 from __future__ import annotations
@@ -46,19 +46,31 @@ def sublayer_importance(model, tokenizer, texts: list[str], max_length: int = 25
         def pre(mod, args, kwargs, i=i):
             state[i] = {"x": _hidden(args, kwargs)}
 
-        def post(mod, args, kwargs, out, i=i):
-            y = _first(out)
-            acc.add("attn", i, state[i]["x"], state[i]["h"])
-            acc.add("mlp", i, state[i]["h"], y)
-
         hooks.append(layer.register_forward_pre_hook(pre, with_kwargs=True))
-        hooks.append(layer.register_forward_hook(post, with_kwargs=True))
-        if fam == "llama":  # the MLP's pre-norm reads the stream after attention
-            hooks.append(layer.post_attention_layernorm.register_forward_pre_hook(
-                lambda mod, args, i=i: state[i].__setitem__("h", args[0])))
+        if fam == "llama":
+            # pre-norm: the MLP's norm reads h = x + Attn(x); the layer returns h + MLP(norm(h))
+            def attn_done(mod, args, i=i):
+                state[i]["h"] = args[0]
+                acc.add("attn", i, state[i]["x"], args[0])
+
+            def mlp_done(mod, args, kwargs, out, i=i):
+                acc.add("mlp", i, state[i]["h"], _first(out))
+
+            hooks.append(layer.post_attention_layernorm.register_forward_pre_hook(attn_done))
+            hooks.append(layer.register_forward_hook(mlp_done, with_kwargs=True))
         else:
-            hooks.append(layer.attention.register_forward_hook(
-                lambda mod, args, out, i=i: state[i].__setitem__("h", _first(out))))
+            # post-norm: score x + F(x) before the LayerNorm, F the output projection's result
+            if not architecture.attn_is_dropped(layer):
+                hooks.append(layer.attention.output.dense.register_forward_hook(
+                    lambda mod, args, out, i=i: acc.add("attn", i, state[i]["x"], state[i]["x"] + out)))
+                hooks.append(layer.attention.register_forward_hook(
+                    lambda mod, args, out, i=i: state[i].__setitem__("h", _first(out))))
+            else:
+                state_h = lambda mod, args, out, i=i: state[i].__setitem__("h", _first(out))  # noqa: E731
+                hooks.append(layer.attention.register_forward_hook(state_h))
+            if not architecture.mlp_is_dropped(layer):
+                hooks.append(layer.output.dense.register_forward_hook(
+                    lambda mod, args, out, i=i: acc.add("mlp", i, state[i]["h"], state[i]["h"] + out)))
     try:
         eos = tokenizer.eos_token_id if append_eos else None
         for start in range(0, len(texts), batch_size):

@@ -28,8 +28,14 @@ def flops_per_token(model: nn.Module, seq_len: int = 256) -> int:
 
 
 def model_bytes(model: nn.Module) -> int:
-    return sum(p.numel() * p.element_size() for p in model.parameters()) + sum(
-        b.numel() * b.element_size() for b in model.buffers())
+    """Bytes of the serialised state dict: counts int8 / 4-bit packed weights as stored, not as fp32."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.getbuffer().nbytes
 
 
 def describe(model: nn.Module, seq_len: int = 256) -> dict:

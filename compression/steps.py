@@ -157,3 +157,31 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
                                       "dropped_mlp": n_drop, "reduction": reduction, "steps": steps,
                                       "train": asdict(cfg), "slim": asdict(slim_cfg)})
     return steps
+
+
+def sparsify_folder(model: str, out: str | Path, texts: list[str], method: str, ratio: float = 0.5,
+                    nm: tuple[int, int] | None = None, max_length: int = 256, device: str = "cpu") -> dict:
+    from effir.compression.sparsity import sparsify
+
+    spec, net, tok = load(model, device)
+    figures = sparsify(net, tok, texts, method, ratio, nm, max_length=max_length, spec=spec, device=device)
+    hist = spec.extra.get("history", []) + [{"step": method, **figures}]
+    save_model_folder(net, tok, spec, out, history=hist, sparsity=figures)
+    return figures
+
+
+def quantize_folder(model: str, out: str | Path, method: str) -> None:
+    """Copy the folder and record the quantisation; the loader quantises when it loads (CPU int8, CUDA nf4)."""
+    import shutil
+
+    from effir.compression.folder import update_effir_json
+    from effir.files import atomic_path
+    from effir.models import EFFIR_JSON
+
+    spec = resolve(model)
+    with atomic_path(out) as tmp:
+        shutil.copytree(spec.path, tmp, ignore=shutil.ignore_patterns("*.tmp"))
+        if not (tmp / EFFIR_JSON).exists():
+            (tmp / EFFIR_JSON).write_text(json.dumps(spec.to_effir_json(), indent=2) + "\n")
+    history = spec.extra.get("history", []) + [{"step": "quantize", "method": method}]
+    update_effir_json(out, quantization=method, history=history)

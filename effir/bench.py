@@ -18,7 +18,8 @@ from effir.options import friendly_errors
 
 
 def _system_kind(spec) -> str:
-    return "compressed" if spec.is_compressed else "full"
+    modified = spec.is_compressed or spec.extra.get("quantization") or spec.extra.get("sparsity")
+    return "compressed" if modified else "full"
 
 
 def _safe_name(system: str) -> str:
@@ -79,7 +80,7 @@ def dense_system(system: str, dataset, out: Path, split: str, factory: str, enco
             "flops_per_token": cost["flops_per_token"], "model_bytes": cost["model_bytes"],
             "doc_encode_corpus_s": r["doc_encode_s"],
             "index_build_s": idx["build_seconds"], "index_bytes": idx["bytes_on_disk"],
-            "bytes_per_vector": idx["bytes_per_vector"], "index_peak_memory_bytes": idx["peak_memory_bytes"],
+            "bytes_per_vector": idx["bytes_per_vector"], "index_peak_memory_bytes": idx["peak_memory_delta_bytes"],
             "search_p50_ms": r["latency"]["search"]["p50_ms"], "search_p95_ms": r["latency"]["search"]["p95_ms"],
             "end_to_end_s": r["end_to_end_s"], "per_query": r["per_query"]}
 

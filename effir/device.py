@@ -5,14 +5,33 @@ from __future__ import annotations
 import os
 
 
-def free_cores() -> int:
-    """Cores this process may use minus those other processes keep busy (1-minute load average)."""
+def _cpu_times() -> tuple[int, int]:
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields), idle
+
+
+def free_cores(window: float = 0.3) -> int:
+    """Cores this process may use minus those other processes keep busy right now.
+
+    Busy cores are measured over a short window from /proc/stat (the load average lags by minutes and would
+    count work that just finished); elsewhere the 1-minute load average stands in.
+    """
+    import time
+
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     try:
-        busy = os.getloadavg()[0]
-    except OSError:
-        busy = 0.0
-    return max(1, min(cores, cores - int(busy)))
+        total0, idle0 = _cpu_times()
+        time.sleep(window)
+        total1, idle1 = _cpu_times()
+        busy = (1.0 - (idle1 - idle0) / max(1, total1 - total0)) * (os.cpu_count() or cores)
+    except (OSError, ValueError, IndexError):
+        try:
+            busy = os.getloadavg()[0]
+        except OSError:
+            busy = 0.0
+    return max(1, min(cores, round(cores - busy)))
 
 
 def configure_threads(threads: int | None = None) -> int:

@@ -65,6 +65,11 @@ def load_model(spec: ModelSpec, device: str | None = None, dtype: str | None = N
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = model.to(device=device, dtype=torch_dtype).eval()
+    method = spec.extra.get("quantization")
+    if method:
+        from effir.compression.quantize import quantize
+
+        model = quantize(model, method, device)
     return model, tokenizer
 
 

@@ -62,7 +62,7 @@ def markdown(result: dict, importance_png: str | None) -> str:
                    f"{r['docs_per_s']:.1f} | {r['doc_speedup']:.2f}× | {r['query_encode_s']:.2f} | "
                    f"{r['query_speedup']:.2f}× |")
     out += ["", "## Index and search", "",
-            "| system | index build s | index MB | bytes/vector | peak RSS MB | search p50 ms | search p95 ms | "
+            "| system | index build s | index MB | bytes/vector | build RSS rise MB | search p50 ms | search p95 ms | "
             "end-to-end s |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         out.append(f"| {r['name']} | {r['index_build_s']:.2f} | {r['index_bytes'] / 1e6:.2f} | "

@@ -1,0 +1,77 @@
+"""Wanda, SparseGPT and quantisation on tiny models: their defining properties."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from effir.cli import main
+from effir.compression.sparsity import block_linears, collect_inputs, sparsegpt_prune, wanda_mask
+from effir.encoder.model import Encoder, load_model
+from effir.models import resolve
+from tests.conftest import WORDS
+
+TEXTS = [" ".join(WORDS[i:i + 12]) for i in range(0, 20)]
+
+
+def test_wanda_keeps_largest_score_per_row():
+    torch.manual_seed(0)
+    w, norms = torch.randn(6, 16), torch.rand(16) * 4
+    pruned = wanda_mask(w, norms, 0.5)
+    score = w.abs() * norms.sqrt()
+    for r in range(6):
+        assert int(pruned[r].sum()) == 8
+        assert score[r][~pruned[r]].min() >= score[r][pruned[r]].max()
+    nm = wanda_mask(w, norms, 0.5, nm=(2, 4))
+    assert (nm.reshape(6, 4, 4).sum(-1) == 2).all()
+
+
+def test_sparsegpt_reconstructs_better_than_magnitude():
+    torch.manual_seed(0)
+    x = torch.randn(512, 32) @ torch.randn(32, 32)  # correlated inputs: where reconstruction matters
+    w = torch.randn(16, 32)
+    h = x.T @ x
+    sgpt = sparsegpt_prune(w, h, 0.5, block=8)
+    mag = w.clone()
+    mag[wanda_mask(w, torch.ones(32), 0.5)] = 0  # magnitude pruning, same per-row ratio
+    err = lambda v: float(((x @ (w - v).T) ** 2).sum())  # noqa: E731
+    assert (sgpt == 0).sum() == w.numel() // 2
+    assert err(sgpt) < err(mag)
+    nm = sparsegpt_prune(w, h, 0.5, nm=(2, 4), block=8)
+    assert ((nm.reshape(16, 8, 4) == 0).sum(-1) == 2).all()
+
+
+@pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
+def test_sparsity_cli_reaches_target_exactly(tmp_path, tiny_llama, method):
+    texts = tmp_path / "t.txt"
+    texts.write_text("\n".join(TEXTS))
+    r = CliRunner().invoke(main, ["compress", method, "-m", str(tiny_llama), "--out", str(tmp_path / "s"),
+                                  "--texts", str(texts), "--ratio", "0.5"])
+    assert r.exit_code == 0, r.output
+    model, tok = load_model(resolve(str(tmp_path / "s")), device="cpu")
+    lins = block_linears(model).values()
+    assert sum(int((m.weight == 0).sum()) for m in lins) == sum(m.weight.numel() for m in lins) // 2
+    assert json.loads((tmp_path / "s" / "effir.json").read_text())["sparsity"]["sparsity"] == 0.5
+
+
+def test_collect_inputs_counts_real_tokens_only(tiny_bert):
+    model, tok = load_model(resolve(str(tiny_bert)), device="cpu")
+    _, stats = collect_inputs(model, tok, ["a b c", "a"], hessian=True)
+    h = stats["0.attention.self.query"]
+    assert torch.allclose(h, h.T, atol=1e-4) and h.shape == (32, 32)
+
+
+def test_int8_quantize_folder(tmp_path, tiny_bert):
+    r = CliRunner().invoke(main, ["compress", "quantize", "-m", str(tiny_bert), "--out", str(tmp_path / "q")])
+    assert r.exit_code == 0, r.output
+    q = Encoder(resolve(str(tmp_path / "q")), device="cpu")
+    full = Encoder(resolve(str(tiny_bert)), device="cpu")
+    assert "DynamicQuantizedLinear" in str(q.model)
+    a, b = q.encode(TEXTS)[0], full.encode(TEXTS)[0]
+    assert (a * b).sum(1).min() > 0.95  # close to the fp32 vectors, not equal
+    from effir.compression.info import model_bytes
+
+    assert model_bytes(q.model) < model_bytes(full.model)

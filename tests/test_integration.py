@@ -1,0 +1,88 @@
+"""Real models (the PyPI wheels) on real data (../shared/data/beir): the published figures, reproduced.
+
+These take minutes; they skip with a clear message when ../shared is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from click.testing import CliRunner
+
+from effir.cli import main
+from tests.conftest import shared_dataset
+
+pytestmark = pytest.mark.integration
+
+
+def _invoke(args):
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    return r
+
+
+def test_bm25_scifact_matches_pyserini_regression(tmp_path):
+    data = shared_dataset("scifact")
+    _invoke(["bm25", "--dataset", data, "--out", tmp_path / "bm25.trec"])
+    _invoke(["eval", "--run", tmp_path / "bm25.trec", "--qrels", data / "qrels" / "test.tsv", "--json", tmp_path / "m.json"])
+    assert json.loads((tmp_path / "m.json").read_text())["ndcg@10"] == pytest.approx(0.6789, abs=0.001)
+
+
+def test_minilm_scifact_matches_mteb(tmp_path):
+    data = shared_dataset("scifact")
+    _invoke(["run", "--dataset", data, "--model", "minilm", "--out", tmp_path / "minilm"])
+    metrics = json.loads((tmp_path / "minilm" / "metrics.json").read_text())
+    assert metrics["ndcg@10"] == pytest.approx(0.6451, abs=0.005)
+    assert metrics["queries"] == 300
+
+
+@pytest.fixture(scope="module")
+def scifact_slice(tmp_path_factory):
+    """200 SciFact documents: the relevant ones of 25 test queries plus random others."""
+    data = shared_dataset("scifact")
+    out = tmp_path_factory.mktemp("scifact-slice")
+    (out / "qrels").mkdir()
+    rows = (data / "qrels" / "test.tsv").read_text().splitlines()
+    qrels = [r.split("\t") for r in rows[1:]]
+    qids = sorted({q for q, _, _ in qrels})[:25]
+    keep_rows = [r for r in qrels if r[0] in qids]
+    relevant = {d for _, d, _ in keep_rows}
+    docs = [json.loads(line) for line in open(data / "corpus.jsonl")]
+    others = [d for d in docs if d["_id"] not in relevant]
+    chosen = [d for d in docs if d["_id"] in relevant] + random.Random(0).sample(others, 200 - len(relevant))
+    (out / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in chosen))
+    queries = [json.loads(line) for line in open(data / "queries.jsonl")]
+    (out / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries if q["_id"] in qids))
+    (out / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join("\t".join(r) + "\n" for r in keep_rows))
+    return out
+
+
+def test_smollm2_runs_end_to_end(tmp_path, scifact_slice):
+    _invoke(["run", "--dataset", scifact_slice, "--model", "smollm2-135m", "--out", tmp_path / "s"])
+    metrics = json.loads((tmp_path / "s" / "metrics.json").read_text())
+    assert metrics["queries"] == 25 and 0.0 < metrics["ndcg@10"] <= 1.0
+    manifest = json.loads((tmp_path / "s" / "shards" / "manifest.json").read_text())
+    assert manifest["dim"] == 576 and manifest["pooling"] == "last" and manifest["encoding"]["append_eos"]
+
+
+@pytest.mark.parametrize("model", ["minilm", "smollm2-135m"])
+def test_analyze_real_models(tmp_path, scifact_slice, model):
+    _invoke(["compress", "analyze", "-m", model, "--dataset", scifact_slice, "--calibration", 16,
+             "--max-length", 128, "--out", tmp_path / "a"])
+    scores = json.loads((tmp_path / "a" / "importance.json").read_text())
+    assert all(s > 0 for s in scores["mlp"] + scores["attn"])
+    assert (tmp_path / "a" / "importance.png").stat().st_size > 10_000
+
+
+def test_smollm2_drop_half_the_mlps(tmp_path, scifact_slice):
+    """15 of 30 MLP sublayers dropped: ≥ 38 % fewer non-embedding parameters, and `effir run` loads it."""
+    _invoke(["compress", "drop", "-m", "smollm2-135m", "--mlp", 15, "--dataset", scifact_slice, "--calibration", 16,
+             "--out", tmp_path / "d"])
+    info = json.loads(_invoke(["compress", "info", tmp_path / "d", "--json"]).output)
+    full = json.loads(_invoke(["compress", "info", "smollm2-135m", "--json"]).output)
+    assert len(info["dropped_mlp"]) == 15
+    assert 1 - info["params_non_embedding"] / full["params_non_embedding"] >= 0.38
+    _invoke(["run", "--dataset", scifact_slice, "--model", tmp_path / "d", "--out", tmp_path / "r"])
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["queries"] == 25
