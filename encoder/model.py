@@ -106,7 +106,9 @@ def pad_batch(ids: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, 
 def embed(model, ids: list[list[int]], pad_id: int, spec: ModelSpec, device) -> torch.Tensor:
     """Token ids → pooled (and normalised) vectors; the one forward pass shared by encoding and training."""
     input_ids, mask = pad_batch(ids, pad_id, device)
-    hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+    # an all-ones mask adds nothing but lets attention take its unmasked fast path when left out
+    full = all(len(x) == len(ids[0]) for x in ids)
+    hidden = model(input_ids=input_ids, attention_mask=None if full else mask).last_hidden_state
     vec = pool(hidden, mask, spec.pooling).float()
     return F.normalize(vec, dim=-1) if spec.normalize else vec
 

@@ -199,3 +199,18 @@ def test_lora_training_merges(tmp_path, tiny_llama):
     model, _ = train(model, tok, spec, examples, TrainConfig(batch_size=4, lora=True, lora_r=4, lr=1e-3), tmp_path)
     assert type(model).__name__ == "LlamaModel"  # merged back, no peft wrapper
     assert not any("lora" in n for n, _ in model.named_parameters())
+
+
+def test_effir_recipe_end_to_end(tmp_path, tiny_llama, tiny_dataset):
+    """analyze → drop → train → slim → train on a tiny model; every folder loads in the encoder."""
+    from effir.compression.steps import effir_recipe
+    from effir.compression.train import TrainConfig
+
+    steps = effir_recipe(str(tiny_llama), str(tiny_dataset), tmp_path / "r", drop_fraction=0.5, reduction=0.3,
+                         cfg=TrainConfig(batch_size=4, max_steps=2, lr=1e-3), calibration=8)
+    final = json.loads((tmp_path / "r" / "4-final" / "effir.json").read_text())
+    assert len(final["dropped_mlp"]) == 2
+    assert sum(final["mlp_widths"].values()) == round(0.7 * 2 * 64)
+    assert [h["step"] for h in final["history"]] == ["drop", "train", "slim", "train"]
+    for path in steps.values():
+        assert Encoder(resolve(path), device="cpu").encode(TEXTS)[0].shape == (len(TEXTS), 32)
