@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= ../shared/data/beir
 
-.PHONY: install demo demo-llm test test-unit bench-encode clean
+comma := ,
+.PHONY: install demo demo-baselines test test-unit bench-encode clean
 
 install: $(STAMP)
 
@@ -35,7 +36,7 @@ $(MODELS)/minilm-effir-drop2/effir.json: $(MODELS)/minilm-drop2/effir.json
 	$(BIN)/effir compress train -m $(MODELS)/minilm-drop2 $(TRAIN) --out $(MODELS)/minilm-effir-drop2
 
 demo: install $(MODELS)/minilm-ft/effir.json $(MODELS)/minilm-effir-drop2/effir.json
-	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/demo-scifact \
+	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/demo-scifact --work runs/systems \
 	  --systems bm25,minilm,$(MODELS)/minilm-ft,$(MODELS)/minilm-effir-drop2
 
 test: install
@@ -49,3 +50,22 @@ bench-encode: install
 
 clean:
 	rm -rf $(VENV) runs *.egg-info
+
+# The methods EffiR is compared with, on the same data, beside the demo's systems (run `make demo` first).
+$(MODELS)/minilm-wanda50/effir.json: | install
+	$(BIN)/effir compress wanda -m minilm --ratio 0.5 --dataset $(DATA)/scifact --out $(MODELS)/minilm-wanda50
+
+$(MODELS)/minilm-sparsegpt50/effir.json: | install
+	$(BIN)/effir compress sparsegpt -m minilm --ratio 0.5 --dataset $(DATA)/scifact --out $(MODELS)/minilm-sparsegpt50
+
+$(MODELS)/minilm-int8/effir.json: | install
+	$(BIN)/effir compress quantize -m minilm --method int8-dynamic --out $(MODELS)/minilm-int8
+
+$(MODELS)/minilm-effir-drop2-int8/effir.json: $(MODELS)/minilm-effir-drop2/effir.json
+	$(BIN)/effir compress quantize -m $(MODELS)/minilm-effir-drop2 --method int8-dynamic --out $(MODELS)/minilm-effir-drop2-int8
+
+BASELINES := $(MODELS)/minilm-wanda50 $(MODELS)/minilm-sparsegpt50 $(MODELS)/minilm-int8 $(MODELS)/minilm-effir-drop2-int8
+
+demo-baselines: demo $(addsuffix /effir.json,$(BASELINES))
+	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/baselines-scifact --work runs/systems \
+	  --systems minilm,$(MODELS)/minilm-effir-drop2,$(subst $(eval) ,$(comma),$(BASELINES))

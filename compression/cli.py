@@ -210,6 +210,26 @@ _sparsity_command("wanda", "Wanda sparsity: prune the lowest |W|·‖X‖ in eve
 _sparsity_command("sparsegpt", "SparseGPT sparsity: OBS pruning with inverse-Hessian reconstruction (calibrated).")
 
 
+@compress.command("nsvd")
+@click.option("--model", "-m", required=True)
+@click.option("--out", required=True, type=click.Path())
+@click.option("--keep", default=0.6, show_default=True, help="fraction of each linear layer's parameters kept")
+@click.option("--k1-fraction", default=0.95, show_default=True, help="rank share of the whitened first stage")
+@calibration_options
+@click.option("--max-length", default=256, show_default=True)
+@click.option("--threads", type=int, default=None)
+@friendly_errors
+def nsvd_cmd(model, out, keep, k1_fraction, dataset, texts, calibration, max_length, threads):
+    """Nested activation-aware low-rank decomposition of the block linears (no fine-tuning)."""
+    from effir.compression.steps import calibration_texts, nsvd_folder
+    from effir.device import configure_threads
+
+    configure_threads(threads)
+    f = nsvd_folder(model, out, calibration_texts(dataset, texts, calibration), keep, k1_fraction, max_length)
+    click.echo(f"factored {f['factored']} of {f['linears']} linears; non-embedding parameters "
+               f"{f['params_non_embedding_before']:,} -> {f['params_non_embedding']:,} -> {out}")
+
+
 @compress.command("quantize")
 @click.option("--model", "-m", required=True)
 @click.option("--out", required=True, type=click.Path())

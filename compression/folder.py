@@ -19,6 +19,7 @@ def save_model_folder(model, tokenizer, spec: ModelSpec, out: str | Path, **extr
     new = ModelSpec(**{**spec.__dict__, "name": out.name, "path": str(out),
                        "dropped_mlp": structure["dropped_mlp"], "dropped_attn": structure["dropped_attn"],
                        "mlp_widths": structure["mlp_widths"] if _slimmed(model, structure) else {},
+                       "low_rank": structure["low_rank"],
                        "extra": {**spec.extra, **extra}})
     new.extra.setdefault("base_model", spec.extra.get("base_model", spec.path))
     with atomic_path(out) as tmp:

@@ -9,7 +9,6 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import torch
 
 from effir.compression import importance as imp
 from effir.compression.folder import save_model_folder
@@ -185,3 +184,22 @@ def quantize_folder(model: str, out: str | Path, method: str) -> None:
             (tmp / EFFIR_JSON).write_text(json.dumps(spec.to_effir_json(), indent=2) + "\n")
     history = spec.extra.get("history", []) + [{"step": "quantize", "method": method}]
     update_effir_json(out, quantization=method, history=history)
+
+
+def nsvd_folder(model: str, out: str | Path, texts: list[str], keep: float, k1_fraction: float = 0.95,
+                max_length: int = 256, device: str = "cpu") -> dict:
+    """Factor every block linear to `keep` of its parameters (where that saves FLOPs) with nested whitened SVD."""
+    from effir.compression.lowrank import decompose
+    from effir.compression.sparsity import collect_inputs
+
+    spec, net, tok = load(model, device)
+    before = describe(net)
+    linears, grams = collect_inputs(net, tok, texts, max_length=max_length, device=device, hessian=True, spec=spec)
+    ranks = decompose(net, grams, linears, keep, k1_fraction)
+    after = describe(net)
+    figures = {"keep": keep, "k1_fraction": k1_fraction, "factored": len(ranks), "linears": len(linears),
+               "params_non_embedding_before": before["params_non_embedding"],
+               "params_non_embedding": after["params_non_embedding"], "flops_per_token": after["flops_per_token"]}
+    hist = spec.extra.get("history", []) + [{"step": "nsvd", **figures}]
+    save_model_folder(net, tok, spec, out, history=hist)
+    return figures

@@ -111,6 +111,8 @@ def train(model, tokenizer, spec, examples, cfg: TrainConfig, work: str | Path, 
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
             step = ckpt["step"]
+    if step == 0 and log_path.exists():
+        log_path.unlink()  # a fresh start: the loss log restarts too
     tok = Encoder(spec, model=model, tokenizer=tokenizer, device=device)
     pad = tokenizer.pad_token_id
     model.train()

@@ -115,7 +115,7 @@ def interleaved_timing(encoders: dict, docs: list[str], queries: list[str], roun
 
 def run_bench(dataset, systems: list[str], out: Path, split: str = "test", factory: str = "Flat",
               timing_docs: int = 256, timing_queries: int = 100, rounds: int = 3, reference: str | None = None,
-              seed: int = 0) -> dict:
+              seed: int = 0, work: Path | None = None) -> dict:
     from effir.compression.steps import analyze
     from effir.data import BeirDataset, sample_texts
     from effir.device import describe_machine
@@ -125,20 +125,20 @@ def run_bench(dataset, systems: list[str], out: Path, split: str = "test", facto
     from effir.models import resolve
 
     out.mkdir(parents=True, exist_ok=True)
+    work = Path(work) if work else out / "systems"
     ds = BeirDataset(dataset)
-    rows, encoders, dense_names = [], {}, []
+    rows, encoders = [], {}
     for system in systems:
         if system == "bm25":
             click.echo("== bm25", err=True)
-            rows.append(bm25_system(dataset, out / "systems" / "bm25", split))
+            rows.append(bm25_system(dataset, work / ds.name / "bm25", split))
             continue
         spec = resolve(system)
         spec.name = _safe_name(system)
         click.echo(f"== {spec.name}", err=True)
         enc = Encoder(spec)
         encoders[spec.name] = enc
-        dense_names.append(spec.name)
-        rows.append(dense_system(system, dataset, out / "systems" / spec.name, split, factory, enc))
+        rows.append(dense_system(system, dataset, work / ds.name / spec.name, split, factory, enc))
     by_name = {r["name"]: r for r in rows}
     ref = reference or next((r["name"] for r in rows if r["kind"] == "full"), None)
     if ref is not None and ref not in by_name:
@@ -196,16 +196,19 @@ def run_bench(dataset, systems: list[str], out: Path, split: str = "test", facto
 @click.option("--timing-docs", default=256, show_default=True, help="documents in the interleaved timing sample")
 @click.option("--timing-queries", default=100, show_default=True)
 @click.option("--rounds", default=3, show_default=True, help="timing rounds (medians)")
+@click.option("--work", type=click.Path(), default=None,
+              help="where each system's shards, index and run go (default OUT/systems); share it between benches "
+                   "to reuse finished stages")
 @click.option("--threads", type=int, default=None)
 @friendly_errors
-def bench_cmd(dataset, systems, out, split, factory, reference, timing_docs, timing_queries, rounds, threads):
+def bench_cmd(dataset, systems, out, split, factory, reference, timing_docs, timing_queries, rounds, work, threads):
     """Full versus compressed: quality, model cost, interleaved speed, index cost -> report.md/json + plots."""
     from effir.device import configure_threads
     from effir.eval.report import terminal_table
 
     configure_threads(threads)
     result = run_bench(dataset, [s.strip() for s in systems.split(",") if s.strip()], Path(out), split, factory,
-                       timing_docs, timing_queries, rounds, reference)
+                       timing_docs, timing_queries, rounds, reference, work=work)
     click.echo(terminal_table(result))
     click.echo(f"-> {out}/report.md, {out}/report.json")
 

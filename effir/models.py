@@ -32,6 +32,7 @@ class ModelSpec:
     dropped_mlp: list[int] = field(default_factory=list)
     dropped_attn: list[int] = field(default_factory=list)
     mlp_widths: dict[int, int] = field(default_factory=dict)
+    low_rank: dict[str, int] = field(default_factory=dict)   # module path -> rank of its factored pair
     extra: dict = field(default_factory=dict)   # base model, training, figures: carried through effir.json
 
     def encoding_settings(self) -> dict:
@@ -42,11 +43,12 @@ class ModelSpec:
     def to_effir_json(self) -> dict:
         return {**self.extra, **self.encoding_settings(), "dropped_mlp": sorted(self.dropped_mlp),
                 "dropped_attn": sorted(self.dropped_attn),
-                "mlp_widths": {str(k): v for k, v in sorted(self.mlp_widths.items())}}
+                "mlp_widths": {str(k): v for k, v in sorted(self.mlp_widths.items())},
+                "low_rank": dict(sorted(self.low_rank.items()))}
 
     @property
     def is_compressed(self) -> bool:
-        return bool(self.dropped_mlp or self.dropped_attn or self.mlp_widths)
+        return bool(self.dropped_mlp or self.dropped_attn or self.mlp_widths or self.low_rank)
 
 
 def cache_dir() -> Path:

@@ -138,7 +138,9 @@ def _replace(model: nn.Module, old: nn.Module, new: nn.Module) -> None:
     raise KeyError("module not found in model")
 
 
-def apply_structure(model: nn.Module, dropped_mlp=(), dropped_attn=(), mlp_widths=None) -> nn.Module:
+def apply_structure(model: nn.Module, dropped_mlp=(), dropped_attn=(), mlp_widths=None, low_rank=None) -> nn.Module:
+    from effir.compression.lowrank import factor_linear
+
     for i in dropped_attn:
         drop_attention(model, i)
     for i in dropped_mlp:
@@ -146,13 +148,18 @@ def apply_structure(model: nn.Module, dropped_mlp=(), dropped_attn=(), mlp_width
     for i, width in (mlp_widths or {}).items():
         if int(i) not in dropped_mlp and mlp_width(layers(model)[int(i)]) != width:
             resize_mlp(model, int(i), int(width))
+    for path, rank in (low_rank or {}).items():
+        factor_linear(model, path, int(rank))
     return model
 
 
 def structure_of(model: nn.Module) -> dict:
     """What effir.json records about a (possibly compressed) model."""
+    from effir.compression.lowrank import LowRankLinear
+
     blocks = layers(model)
     return {
+        "low_rank": {n: m.rank for n, m in model.named_modules() if isinstance(m, LowRankLinear)},
         "dropped_mlp": [i for i, l in enumerate(blocks) if mlp_is_dropped(l)],
         "dropped_attn": [i for i, l in enumerate(blocks) if attn_is_dropped(l)],
         "mlp_widths": {i: mlp_width(l) for i, l in enumerate(blocks) if not mlp_is_dropped(l)},

@@ -31,7 +31,7 @@ def _load_compressed(spec: ModelSpec):
     folder = Path(spec.path)
     config = AutoConfig.from_pretrained(folder)
     model = AutoModel.from_config(config, dtype=torch.float32)
-    architecture.apply_structure(model, spec.dropped_mlp, spec.dropped_attn, spec.mlp_widths)
+    architecture.apply_structure(model, spec.dropped_mlp, spec.dropped_attn, spec.mlp_widths, spec.low_rank)
     expected = model.state_dict()
     prefix = getattr(model, "base_model_prefix", "") + "."
     state = {}
@@ -76,8 +76,8 @@ def load_model(spec: ModelSpec, device: str | None = None, dtype: str | None = N
 def model_fingerprint(spec: ModelSpec) -> str:
     """Identifies weights + encoding settings without reading multi-GB files in full."""
     h = hashlib.sha256(json.dumps(spec.encoding_settings(), sort_keys=True).encode())
-    h.update(json.dumps([sorted(spec.dropped_mlp), sorted(spec.dropped_attn),
-                         sorted(spec.mlp_widths.items())]).encode())
+    h.update(json.dumps([sorted(spec.dropped_mlp), sorted(spec.dropped_attn), sorted(spec.mlp_widths.items()),
+                         sorted(spec.low_rank.items())]).encode())
     folder = Path(spec.path)
     if folder.is_dir():
         for file in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.json")):

@@ -75,3 +75,45 @@ def test_int8_quantize_folder(tmp_path, tiny_bert):
     from effir.compression.info import model_bytes
 
     assert model_bytes(q.model) < model_bytes(full.model)
+
+
+def _correlated(n=400, d=24, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g) @ torch.randn(d, d, generator=g) * torch.linspace(0.1, 3, d)
+
+
+def test_whitened_truncation_beats_plain_svd_on_activations():
+    from effir.compression.lowrank import plain_svd, whitened_svd, whitening
+
+    x, w = _correlated(), torch.randn(16, 24, generator=torch.Generator().manual_seed(1))
+    s = whitening(x.T @ x)
+    err = lambda a, b: float(torch.linalg.norm(x.double() @ (w.double() - a @ b).T))  # noqa: E731
+    for rank in (2, 6, 10):
+        assert err(*whitened_svd(w, s, rank)) < err(*plain_svd(w, rank))
+
+
+def test_nested_with_k1_equal_k_is_one_stage():
+    from effir.compression.lowrank import nested_decomposition, whitened_svd, whitening
+
+    x, w = _correlated(), torch.randn(16, 24, generator=torch.Generator().manual_seed(2))
+    a, b = nested_decomposition(w, x.T @ x, 8, k1_fraction=1.0)
+    a1, b1 = whitened_svd(w, whitening(x.T @ x), 8)
+    torch.testing.assert_close(a @ b, a1 @ b1)
+    a2, b2 = nested_decomposition(w, x.T @ x, 8, k1_fraction=0.75)  # two stages: still rank 8
+    assert a2.shape == (16, 8) and b2.shape == (8, 24)
+
+
+def test_nsvd_folder_round_trip(tmp_path, tiny_llama):
+    texts = tmp_path / "t.txt"
+    texts.write_text("\n".join(TEXTS))
+    r = CliRunner().invoke(main, ["compress", "nsvd", "-m", str(tiny_llama), "--out", str(tmp_path / "n"),
+                                  "--texts", str(texts), "--keep", "0.4"])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((tmp_path / "n" / "effir.json").read_text())
+    assert meta["low_rank"] and all(k > 0 for k in meta["low_rank"].values())
+    enc = Encoder(resolve(str(tmp_path / "n")), device="cpu")
+    full = Encoder(resolve(str(tiny_llama)), device="cpu")
+    from effir.compression.info import describe
+
+    assert describe(enc.model)["params_non_embedding"] < describe(full.model)["params_non_embedding"]
+    assert enc.encode(TEXTS)[0].shape == full.encode(TEXTS)[0].shape

@@ -50,14 +50,14 @@ def test_bench_report(tmp_path, dataset200, tiny_bert):
     assert comp["query_speedup"] == pytest.approx(full["query_encode_s"] / comp["query_encode_s"], rel=1e-2)
     assert comp["params"] < full["params"] and comp["flops_per_token"] < full["flops_per_token"]
     assert full["index_bytes"] == comp["index_bytes"]  # same dimension and count: same Flat index size
-    meta = json.loads((out / "systems" / "tiny-drop1" / "index" / "meta.json").read_text())
+    meta = json.loads((out / "systems" / "d200" / "tiny-drop1" / "index" / "meta.json").read_text())
     assert meta["count"] == 200
     for f in ("report.md", "pareto.png", "importance/importance.png"):
         assert (out / f).stat().st_size > 0
     # a rerun reuses the finished stages and reproduces the quality figures exactly
-    stages = (out / "systems" / "tiny-drop1" / "stages.json").read_text()
+    stages = (out / "systems" / "d200" / "tiny-drop1" / "stages.json").read_text()
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     again = {s["name"]: s for s in json.loads((out / "report.json").read_text())["systems"]}
     assert all(again[n]["ndcg@10"] == systems[n]["ndcg@10"] for n in systems)
-    assert (out / "systems" / "tiny-drop1" / "stages.json").read_text() == stages
+    assert (out / "systems" / "d200" / "tiny-drop1" / "stages.json").read_text() == stages

@@ -41,7 +41,7 @@ def test_corpus_errors_name_file_line_problem(tmp_path, case):
     with pytest.raises(DatasetError) as err:
         Corpus(path).validate()
     assert err.value.line == 2
-    assert str(path) in str(err.value) and f":2: " in str(err.value) and problem in str(err.value)
+    assert str(path) in str(err.value) and ":2: " in str(err.value) and problem in str(err.value)
 
 
 @pytest.mark.parametrize("case", CASES)
