@@ -14,8 +14,14 @@ from effir.options import friendly_errors, model_options, spec_from_options
 @click.option("--max-tokens", default=8192, show_default=True, help="padded tokens per batch")
 @click.option("--skip-bad", is_flag=True, help="write rejected lines to OUT/rejected.jsonl and go on")
 @click.option("--overwrite", is_flag=True, help="discard shards already in OUT")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: encode shards in Ray Data actors (pip install 'effir[ray]')")
+@click.option("--ray-address", default=None, help="an existing Ray cluster (default: start a local one)")
+@click.option("--actors", default=2, show_default=True, help="ray: encoder actors (one model each)")
+@click.option("--cpus-per-actor", default=1, show_default=True)
 @friendly_errors
-def encode_cmd(corpus, out, shard_size, embedding_dtype, max_tokens, skip_bad, overwrite, device, dtype, threads, **kw):
+def encode_cmd(corpus, out, shard_size, embedding_dtype, max_tokens, skip_bad, overwrite, engine, ray_address, actors,
+               cpus_per_actor, device, dtype, threads, **kw):
     """Encode a corpus into Parquet embedding shards (resumes after a crash)."""
     from pathlib import Path
 
@@ -28,6 +34,13 @@ def encode_cmd(corpus, out, shard_size, embedding_dtype, max_tokens, skip_bad, o
     docs = Corpus(corpus, rejects=Path(out) / "rejected.jsonl" if skip_bad else None).validate()
     if docs.rejected:
         click.echo(f"skipped {docs.rejected} bad lines -> {Path(out) / 'rejected.jsonl'}", err=True)
+    if engine == "ray":
+        from effir.encoder.ray_engine import encode_corpus_ray
+
+        manifest = encode_corpus_ray(spec, docs, out, shard_size, embedding_dtype, overwrite, model_fingerprint(spec),
+                                     actors=actors, cpus_per_actor=cpus_per_actor, address=ray_address)
+        click.echo(f"wrote {len(manifest['shards'])} shards, {manifest['corpus_count']} embeddings with Ray -> {out}")
+        return
     n = configure_threads(threads)
     encoder = Encoder(spec, device=device, dtype=dtype, max_tokens=max_tokens)
     click.echo(f"{spec.name}: {docs.count} documents, device {encoder.device}, {n} threads", err=True)

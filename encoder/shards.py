@@ -55,60 +55,91 @@ def _compatible(old: dict, new: dict, folder: Path) -> None:
 
 
 def _verified_shards(folder: Path, manifest: dict) -> list[dict]:
-    """The manifest's shards that are on disk and match their checksum; stops at the first that is not."""
-    good = []
-    for shard in manifest.get("shards", []):
-        path = folder / shard["file"]
-        if not path.exists() or sha256_file(path) != shard["sha256"]:
-            break
-        good.append(shard)
-    return good
+    """The manifest's shards that are on disk and match their checksum (engines may finish them out of order)."""
+    return [shard for shard in manifest.get("shards", [])
+            if (folder / shard["file"]).exists() and sha256_file(folder / shard["file"]) == shard["sha256"]]
+
+
+def chunks(corpus: Corpus, shard_size: int):
+    """(shard index, first row, documents) for every shard of the corpus, in order."""
+    docs = iter(corpus)
+    index, first = 0, 0
+    while chunk := list(itertools.islice(docs, shard_size)):
+        yield index, first, chunk
+        index, first = index + 1, first + len(chunk)
+
+
+def write_shard(out: Path, index: int, first_row: int, docids: list[str], emb: np.ndarray, n_tokens: np.ndarray,
+                dtype: str) -> dict:
+    """Write one shard under a temporary name, rename it when whole; returns its manifest record."""
+    name = shard_name(index)
+    with atomic_path(out / name) as tmp:
+        pq.write_table(_table(docids, emb, n_tokens, dtype), tmp)
+    return {"file": name, "rows": len(docids), "first_row": first_row, "last_row": first_row + len(docids) - 1,
+            "sha256": sha256_file(out / name)}
+
+
+class ShardWriter:
+    """The manifest side of encoding: what is done, recording each finished shard, marking completion."""
+
+    def __init__(self, spec, dim: int, corpus: Corpus, out: str | Path, shard_size: int, dtype: str,
+                 overwrite: bool, model_fingerprint: str):
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        for stale in self.out.glob("*.tmp"):
+            stale.unlink()
+        self.manifest = {
+            "format": FORMAT_VERSION,
+            "model": spec.name, "model_path": spec.path, "model_fingerprint": model_fingerprint,
+            "pooling": spec.pooling, "normalized": spec.normalize, "encoding": spec.encoding_settings(),
+            "dim": dim, "dtype": dtype,
+            "corpus": str(corpus.path), "corpus_fingerprint": corpus.fingerprint(), "corpus_count": corpus.count,
+            "shard_size": shard_size, "shards": [], "complete": False,
+        }
+        if (self.out / MANIFEST).exists() and not overwrite:
+            old = read_manifest(self.out)
+            _compatible(old, self.manifest, self.out)
+            self.manifest["shards"] = _verified_shards(self.out, old)
+        elif overwrite:
+            for old_shard in self.out.glob("part-*.parquet"):
+                old_shard.unlink()
+        self.done = {s["file"] for s in self.manifest["shards"]}
+        write_json(self.out / MANIFEST, self.manifest)
+
+    @property
+    def rows_done(self) -> int:
+        return sum(s["rows"] for s in self.manifest["shards"])
+
+    def is_done(self, index: int) -> bool:
+        return shard_name(index) in self.done
+
+    def record(self, shard: dict) -> None:
+        self.manifest["shards"] = sorted(self.manifest["shards"] + [shard], key=lambda s: s["first_row"])
+        self.done.add(shard["file"])
+        write_json(self.out / MANIFEST, self.manifest)
+
+    def finish(self) -> dict:
+        rows = self.rows_done
+        if rows != self.manifest["corpus_count"]:
+            raise ShardError(f"{self.out}: {rows} of {self.manifest['corpus_count']} documents encoded")
+        self.manifest["complete"] = True
+        write_json(self.out / MANIFEST, self.manifest)
+        return self.manifest
 
 
 def encode_corpus(encoder, corpus: Corpus, out: str | Path, shard_size: int = 4096, dtype: str = "float32",
                   overwrite: bool = False, model_fingerprint: str = "", progress: bool = True) -> dict:
     """Encode `corpus` into `out`; returns the manifest. Reruns resume after the last complete shard."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("*.tmp"):
-        stale.unlink()
-    spec = encoder.spec
-    manifest = {
-        "format": FORMAT_VERSION,
-        "model": spec.name, "model_path": spec.path, "model_fingerprint": model_fingerprint,
-        "pooling": spec.pooling, "normalized": spec.normalize, "encoding": spec.encoding_settings(),
-        "dim": encoder.dim, "dtype": dtype,
-        "corpus": str(corpus.path), "corpus_fingerprint": corpus.fingerprint(), "corpus_count": corpus.count,
-        "shard_size": shard_size, "shards": [], "complete": False,
-    }
-    if (out / MANIFEST).exists() and not overwrite:
-        old = read_manifest(out)
-        _compatible(old, manifest, out)
-        manifest["shards"] = _verified_shards(out, old)
-    elif overwrite:
-        for old_shard in out.glob("part-*.parquet"):
-            old_shard.unlink()
-    done = sum(s["rows"] for s in manifest["shards"])
-    write_json(out / MANIFEST, manifest)
-
-    docs = itertools.islice(iter(corpus), done, None)
-    bar = tqdm(total=corpus.count, initial=done, unit="doc", desc=f"encode {spec.name}", disable=not progress,
-               smoothing=0.1)
-    index = len(manifest["shards"])
-    while chunk := list(itertools.islice(docs, shard_size)):
+    writer = ShardWriter(encoder.spec, encoder.dim, corpus, out, shard_size, dtype, overwrite, model_fingerprint)
+    bar = tqdm(total=corpus.count, initial=writer.rows_done, unit="doc", desc=f"encode {encoder.spec.name}",
+               disable=not progress, smoothing=0.1)
+    for index, first, chunk in chunks(corpus, shard_size):
+        if writer.is_done(index):
+            continue
         emb, n_tokens = encoder.encode([d.contents for d in chunk], side="passage", progress=bar)
-        name = shard_name(index)
-        with atomic_path(out / name) as tmp:
-            pq.write_table(_table([d.docid for d in chunk], emb, n_tokens, dtype), tmp)
-        manifest["shards"].append({"file": name, "rows": len(chunk), "first_row": done,
-                                   "last_row": done + len(chunk) - 1, "sha256": sha256_file(out / name)})
-        done += len(chunk)
-        index += 1
-        write_json(out / MANIFEST, manifest)
+        writer.record(write_shard(writer.out, index, first, [d.docid for d in chunk], emb, n_tokens, dtype))
     bar.close()
-    manifest["complete"] = True
-    write_json(out / MANIFEST, manifest)
-    return manifest
+    return writer.finish()
 
 
 def read_shards(folder: str | Path, verify: bool = True):

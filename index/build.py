@@ -96,7 +96,9 @@ def build_index(shards: str | Path, out: str | Path, factory: str = "Flat", trai
 
 
 class LoadedIndex:
-    def __init__(self, folder: str | Path, nprobe: int | None = None, ef_search: int | None = None):
+    def __init__(self, folder: str | Path, nprobe: int | None = None, ef_search: int | None = None,
+                 mmap: bool = False):
+        """`mmap`: map the index file instead of reading it (IVF lists then stay on disk until touched)."""
         import faiss
 
         folder = Path(folder)
@@ -104,7 +106,8 @@ class LoadedIndex:
             if not (folder / name).exists():
                 raise FileNotFoundError(f"{folder / name}: missing; build the index with `effir index`")
         self.meta = json.loads((folder / META_FILE).read_text())
-        self.index = faiss.read_index(str(folder / INDEX_FILE))
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        self.index = faiss.read_index(str(folder / INDEX_FILE), flags)
         self.docids = (folder / DOCIDS_FILE).read_text(encoding="utf-8").split("\n")[: self.index.ntotal]
         params = []
         if nprobe:

@@ -30,9 +30,11 @@ def print_latency(name: str, lat: dict) -> None:
 @click.option("--remove-query", is_flag=True, help="drop hits whose docid equals the query id (ArguAna, Quora)")
 @click.option("--nprobe", type=int, default=None, help="IVF lists to visit")
 @click.option("--ef-search", type=int, default=None, help="HNSW search depth")
+@click.option("--mmap", is_flag=True, help="memory-map the index instead of reading it into RAM")
 @click.option("--tag", default=None, help="run tag (default: model name)")
 @friendly_errors
-def search_cmd(index_dir, queries, qrels, out, k, remove_query, nprobe, ef_search, tag, device, dtype, threads, **kw):
+def search_cmd(index_dir, queries, qrels, out, k, remove_query, nprobe, ef_search, mmap, tag, device, dtype, threads,
+               **kw):
     """Encode queries, search a FAISS index, write a TREC run; prints latency."""
     from effir.data import write_trec_run
     from effir.device import configure_threads
@@ -43,7 +45,7 @@ def search_cmd(index_dir, queries, qrels, out, k, remove_query, nprobe, ef_searc
     spec = spec_from_options(**kw)
     qs = _judged_queries(queries, qrels)
     configure_threads(threads)
-    index = LoadedIndex(index_dir, nprobe=nprobe, ef_search=ef_search)
+    index = LoadedIndex(index_dir, nprobe=nprobe, ef_search=ef_search, mmap=mmap)
     encoder = Encoder(spec, device=device, dtype=dtype)
     results, lat = dense_search(encoder, index, qs, k=k, remove_query=remove_query)
     write_trec_run(out, results, tag or spec.name)

@@ -1,0 +1,106 @@
+"""Index at scale: a synthetic 1M × 576 set (the SmolLM2 dimension) through `effir index`, IVF-PQ.
+
+Writes the vectors as ordinary effir shards (so the build path is the one users run), builds the index shard by
+shard, and reports build time, bytes per vector, the peak RSS of the build process, search QPS and recall@10
+against exact search at several nprobe values.
+
+    .venv/bin/python bench/index_scale.py --out runs/scale            # 1M × 576, IVF4096,PQ64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def synthetic_shards(out: Path, n: int, dim: int, shard: int, seed: int = 0) -> None:
+    """Unit vectors from a mixture of 1000 Gaussian clusters, written as effir Parquet shards + manifest."""
+    from effir.encoder.shards import MANIFEST, _table, shard_name
+    from effir.files import sha256_file, write_json
+
+    if (out / MANIFEST).exists() and json.loads((out / MANIFEST).read_text()).get("complete"):
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((1000, dim)).astype(np.float32)
+    shards = []
+    for i, start in enumerate(range(0, n, shard)):
+        rows = min(shard, n - start)
+        x = centres[rng.integers(0, 1000, rows)] + 0.6 * rng.standard_normal((rows, dim)).astype(np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        import pyarrow.parquet as pq
+
+        pq.write_table(_table([f"v{j}" for j in range(start, start + rows)], x, np.zeros(rows, np.int32), "float32"),
+                       out / shard_name(i))
+        shards.append({"file": shard_name(i), "rows": rows, "first_row": start, "last_row": start + rows - 1,
+                       "sha256": sha256_file(out / shard_name(i))})
+    write_json(out / MANIFEST, {"format": 1, "model": "synthetic", "model_path": "", "model_fingerprint": "synthetic",
+                                "pooling": None, "normalized": True, "dim": dim, "dtype": "float32",
+                                "corpus": "synthetic", "corpus_fingerprint": str(seed), "corpus_count": n,
+                                "shard_size": shard, "shards": shards, "complete": True})
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="runs/scale")
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--dim", type=int, default=576)
+    ap.add_argument("--factory", default="IVF4096,PQ64")
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--nprobe", default="1,4,16,64")
+    args = ap.parse_args()
+    out = Path(args.out)
+    shards = out / "shards"
+    synthetic_shards(shards, args.n, args.dim, 50_000)
+    raw_bytes = args.n * args.dim * 4
+
+    # the build runs in its own process so its peak RSS is the build's alone
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "effir.cli", "index", "--shards", str(shards), "--out", str(out / "index"),
+                    "--factory", args.factory], check=True)
+    wall = time.perf_counter() - t0
+    meta = json.loads((out / "index" / "meta.json").read_text())
+
+    import faiss
+
+    from effir.encoder.shards import load_all
+    from effir.index.build import LoadedIndex
+
+    _ids, x = load_all(shards)
+    rng = np.random.default_rng(1)
+    q = x[rng.choice(len(x), args.queries, replace=False)] + 0.05 * rng.standard_normal((args.queries, args.dim)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    exact = faiss.IndexFlatIP(args.dim)
+    exact.add(x)
+    t0 = time.perf_counter()
+    _, truth = exact.search(q, 10)
+    exact_qps = args.queries / (time.perf_counter() - t0)
+    del exact, x
+    rows = []
+    for nprobe in [int(v) for v in args.nprobe.split(",")]:
+        idx = LoadedIndex(out / "index", nprobe=nprobe)
+        t0 = time.perf_counter()
+        _, got = idx.search(q, 10)
+        qps = args.queries / (time.perf_counter() - t0)
+        recall = np.mean([len(set(g) & set(t)) / 10 for g, t in zip(got, truth)])
+        rows.append({"nprobe": nprobe, "qps": round(qps, 1), "recall@10": round(float(recall), 4)})
+    report = {"n": args.n, "dim": args.dim, "factory": args.factory, "build_seconds": meta["build_seconds"],
+              "build_wall_seconds": round(wall, 1), "bytes_per_vector": meta["bytes_per_vector"],
+              "index_bytes": meta["bytes_on_disk"], "raw_float32_bytes": raw_bytes,
+              "build_peak_rss_bytes": meta["peak_memory_bytes"], "exact_qps": round(exact_qps, 1), "search": rows}
+    (out / "scale.json").write_text(json.dumps(report, indent=2))
+    print(f"{args.n:,} x {args.dim} {args.factory}: build {meta['build_seconds']:.0f}s, "
+          f"{meta['bytes_per_vector']} B/vector ({meta['bytes_on_disk'] / 1e6:.0f} MB vs {raw_bytes / 1e9:.2f} GB raw), "
+          f"peak RSS while building {meta['peak_memory_bytes'] / 1e9:.2f} GB; exact search {exact_qps:.0f} QPS")
+    for r in rows:
+        print(f"  nprobe {r['nprobe']:>3}: {r['qps']:>8.0f} QPS, recall@10 {r['recall@10']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

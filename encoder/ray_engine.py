@@ -1,0 +1,74 @@
+"""Corpus encoding on Ray Data: the same encoder in actors, the same Parquet shards and manifest.
+
+The driver validates the corpus and cuts it into the shards the local engine would write (same boundaries, so
+`effir index` cannot tell the engines apart); each actor loads the model once and encodes whole shards
+(`map_batches` with batch_size=1 shard), writing each shard atomically; the driver records each finished shard in
+the manifest as results stream back, so a rerun after a crash encodes only the shards still missing. Ray retries
+the work of a failed actor. The output folder must be on storage every worker can reach.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+class ShardEncoder:
+    """A Ray actor: one model per actor, one shard per call."""
+
+    def __init__(self, spec, out: str, dtype: str, device: str | None, threads: int):
+        from effir.device import configure_threads
+        from effir.encoder.model import Encoder
+
+        configure_threads(threads)
+        self.encoder = Encoder(spec, device=device)
+        self.out, self.dtype = Path(out), dtype
+
+    def __call__(self, batch: dict) -> dict:
+        from effir.encoder.shards import write_shard
+
+        records = []
+        for index, first, docids, texts in zip(batch["shard"], batch["first_row"], batch["docids"], batch["texts"]):
+            emb, n_tokens = self.encoder.encode(list(texts), side="passage")
+            records.append(write_shard(self.out, int(index), int(first), list(docids), emb, n_tokens, self.dtype))
+        return {key: np.array([r[key] for r in records]) for key in records[0]}
+
+
+def encode_corpus_ray(spec, corpus, out: str | Path, shard_size: int = 4096, dtype: str = "float32",
+                      overwrite: bool = False, model_fingerprint: str = "", actors: int = 2,
+                      cpus_per_actor: int = 1, address: str | None = None, progress: bool = True) -> dict:
+    import ray
+    from tqdm import tqdm
+    from transformers import AutoConfig
+
+    from effir.encoder.shards import ShardWriter, chunks
+
+    dim = AutoConfig.from_pretrained(spec.path).hidden_size
+    writer = ShardWriter(spec, dim, corpus, out, shard_size, dtype, overwrite, model_fingerprint)
+    todo = [{"shard": i, "first_row": first, "docids": [d.docid for d in chunk], "texts": [d.contents for d in chunk]}
+            for i, first, chunk in chunks(corpus, shard_size) if not writer.is_done(i)]
+    if todo:
+        started_here = not ray.is_initialized()
+        if started_here:
+            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
+                     **({} if address else {"num_cpus": actors * cpus_per_actor}))
+        try:
+            use_gpu = bool(ray.cluster_resources().get("GPU"))
+            results = ray.data.from_items(todo).map_batches(
+                ShardEncoder, batch_size=1, concurrency=actors,
+                num_gpus=1 if use_gpu else 0, num_cpus=cpus_per_actor,
+                fn_constructor_kwargs={"spec": spec, "out": str(writer.out), "dtype": dtype,
+                                       "device": "cuda" if use_gpu else "cpu", "threads": cpus_per_actor},
+                max_restarts=3, max_task_retries=3)
+            bar = tqdm(total=corpus.count, initial=writer.rows_done, unit="doc", desc=f"encode {spec.name} (ray)",
+                       disable=not progress)
+            for row in results.iter_rows():
+                record = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+                writer.record(record)
+                bar.update(record["rows"])
+            bar.close()
+        finally:
+            if started_here:
+                ray.shutdown()
+    return writer.finish()
