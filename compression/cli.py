@@ -105,6 +105,18 @@ def drop_cmd(model, out, n_mlp, n_attn, mlp_layers, attn_layers, importance, dat
                f"FLOPs/token x{after['flops_per_token'] / before['flops_per_token']:.3f} -> {out}")
 
 
+def _examples(out, work, dataset, split, title_body, title_body_limit):
+    """(work folder, training examples) as `train` and `slim` both read them."""
+    from pathlib import Path
+
+    from effir.compression.steps import training_examples
+
+    work = Path(work or f"{out}.work")
+    examples = training_examples(dataset, split if dataset else None, list(title_body), title_body_limit, work)
+    click.echo(f"{len(examples)} training examples", err=True)
+    return work, examples
+
+
 @compress.command("train")
 @click.option("--model", "-m", required=True)
 @click.option("--out", required=True, type=click.Path())
@@ -117,18 +129,14 @@ def drop_cmd(model, out, n_mlp, n_attn, mlp_layers, attn_layers, importance, dat
 def train_cmd(model, out, dataset, split, title_body, title_body_limit, passage_max_length, work, distill_from,
               distill_weight, threads, **kw):
     """Retrieval fine-tuning: InfoNCE with in-batch and BM25 hard negatives (LoRA or full)."""
-    from pathlib import Path
-
-    from effir.compression.steps import finetune, training_examples
+    from effir.compression.steps import finetune
     from effir.device import configure_threads
 
     configure_threads(threads)
     cfg = _config(**kw, default_lr=1e-4 if kw["lora"] else 2e-5)
     if distill_from:
         cfg.distill_weight = distill_weight
-    work = Path(work or f"{out}.work")
-    examples = training_examples(dataset, split if dataset else None, list(title_body), title_body_limit, work)
-    click.echo(f"{len(examples)} training examples", err=True)
+    work, examples = _examples(out, work, dataset, split, title_body, title_body_limit)
     new = finetune(model, out, examples, cfg, work, teacher=distill_from, passage_max_length=passage_max_length)
     click.echo(f"-> {new.path}")
 
@@ -145,15 +153,12 @@ def train_cmd(model, out, dataset, split, title_body, title_body_limit, passage_
 def slim_cmd(model, out, dataset, reduction, l0_weight, split, title_body, title_body_limit, passage_max_length,
              work, threads, **kw):
     """Self-slimming: learn channel gates with InfoNCE + λ·L0, then cut the MLPs and fold the gates."""
-    from pathlib import Path
-
-    from effir.compression.steps import slim, training_examples
+    from effir.compression.steps import slim
     from effir.device import configure_threads
 
     configure_threads(threads)
     cfg = _config(**kw, default_lr=0.05)
-    work = Path(work or f"{out}.work")
-    examples = training_examples(dataset, split if dataset else None, list(title_body), title_body_limit, work)
+    work, examples = _examples(out, work, dataset, split, title_body, title_body_limit)
     new, widths = slim(model, out, examples, reduction, cfg, work, l0_weight=l0_weight,
                        passage_max_length=passage_max_length)
     click.echo(f"MLP widths {widths} -> {new.path}")

@@ -13,18 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-class LowRankLinear(nn.Module):
-    """y = up(down(x)): in → rank (no bias) → out (the original bias)."""
-
-    def __init__(self, in_features: int, out_features: int, rank: int, bias: bool, device=None, dtype=None):
-        super().__init__()
-        self.in_features, self.out_features, self.rank = in_features, out_features, rank
-        self.down = nn.Linear(in_features, rank, bias=False, device=device, dtype=dtype)
-        self.up = nn.Linear(rank, out_features, bias=bias, device=device, dtype=dtype)
-
-    def forward(self, x):
-        return self.up(self.down(x))
+from effir.encoder.architecture import factor_linear
 
 
 def whitening(gram: torch.Tensor) -> torch.Tensor:
@@ -72,17 +61,6 @@ def rank_for(in_features: int, out_features: int, keep: float) -> int | None:
     if rank < 1 or rank * (in_features + out_features) >= in_features * out_features:
         return None
     return rank
-
-
-def factor_linear(model: nn.Module, name: str, rank: int) -> LowRankLinear:
-    """Replace the linear at `name` (a path under model) with a LowRankLinear of `rank` (shapes only)."""
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name)
-    old = getattr(parent, child)
-    new = LowRankLinear(old.in_features, old.out_features, rank, old.bias is not None,
-                        device=old.weight.device, dtype=old.weight.dtype)
-    setattr(parent, child, new)
-    return new
 
 
 @torch.no_grad()

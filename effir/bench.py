@@ -27,8 +27,6 @@ def _safe_name(system: str) -> str:
 
 
 def bm25_system(dataset, out: Path, split: str) -> dict:
-    import shutil
-
     from effir.data import BeirDataset, read_trec_run, write_trec_run
     from effir.eval.metrics import evaluate, per_query
     from effir.files import write_json
@@ -44,8 +42,6 @@ def bm25_system(dataset, out: Path, split: str) -> dict:
     rec = stages.done("bm25", key)
     run_path = out / f"run.{split}.trec"
     if rec is None or not run_path.exists():
-        if (out / "lucene").exists():
-            shutil.rmtree(out / "lucene")
         t0 = time.perf_counter()
         index_dir = build_lucene_index(corpus, out)
         build_s = time.perf_counter() - t0

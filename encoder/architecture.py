@@ -97,6 +97,30 @@ def drop_attention(model: nn.Module, index: int) -> None:
         layer.attention = PassThroughAttention()
 
 
+class LowRankLinear(nn.Module):
+    """y = up(down(x)): in → rank (no bias) → out (the original bias)."""
+
+    def __init__(self, in_features: int, out_features: int, rank: int, bias: bool, device=None, dtype=None):
+        super().__init__()
+        self.in_features, self.out_features, self.rank = in_features, out_features, rank
+        self.down = nn.Linear(in_features, rank, bias=False, device=device, dtype=dtype)
+        self.up = nn.Linear(rank, out_features, bias=bias, device=device, dtype=dtype)
+
+    def forward(self, x):
+        return self.up(self.down(x))
+
+
+def factor_linear(model: nn.Module, name: str, rank: int) -> LowRankLinear:
+    """Replace the linear at `name` (a path under model) with a LowRankLinear of `rank` (shapes only)."""
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name)
+    old = getattr(parent, child)
+    new = LowRankLinear(old.in_features, old.out_features, rank, old.bias is not None,
+                        device=old.weight.device, dtype=old.weight.dtype)
+    setattr(parent, child, new)
+    return new
+
+
 def _linear_like(old: nn.Linear, in_features: int, out_features: int) -> nn.Linear:
     return nn.Linear(in_features, out_features, bias=old.bias is not None,
                      device=old.weight.device, dtype=old.weight.dtype)
@@ -139,8 +163,6 @@ def _replace(model: nn.Module, old: nn.Module, new: nn.Module) -> None:
 
 
 def apply_structure(model: nn.Module, dropped_mlp=(), dropped_attn=(), mlp_widths=None, low_rank=None) -> nn.Module:
-    from effir.compression.lowrank import factor_linear
-
     for i in dropped_attn:
         drop_attention(model, i)
     for i in dropped_mlp:
@@ -155,8 +177,6 @@ def apply_structure(model: nn.Module, dropped_mlp=(), dropped_attn=(), mlp_width
 
 def structure_of(model: nn.Module) -> dict:
     """What effir.json records about a (possibly compressed) model."""
-    from effir.compression.lowrank import LowRankLinear
-
     blocks = layers(model)
     return {
         "low_rank": {n: m.rank for n, m in model.named_modules() if isinstance(m, LowRankLinear)},
