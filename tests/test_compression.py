@@ -167,7 +167,7 @@ def test_drop_cli_and_info(tmp_path, tiny_llama):
                                   "--mlp-layers", "0,2"])
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(main, ["compress", "info", str(tmp_path / "d"), "--json"])
-    info = json.loads(r.output)
+    info = json.loads(r.stdout)
     assert info["dropped_mlp"] == [0, 2] and set(info["mlp_widths"]) == {"1", "3"}
 
 

@@ -77,12 +77,16 @@ def test_analyze_real_models(tmp_path, scifact_slice, model):
 
 
 def test_smollm2_drop_half_the_mlps(tmp_path, scifact_slice):
-    """15 of 30 MLP sublayers dropped: ≥ 38 % fewer non-embedding parameters, and `effir run` loads it."""
+    """15 of 30 MLP sublayers dropped: every parameter of those 15 MLPs (and their pre-norms) is gone, and `effir run` loads it.
+
+    The issue asked for ≥ 38 %; the arithmetic caps it at 37.5 %: 15 × (3·576·1536 + 576) = 39.82M of 106.20M."""
     _invoke(["compress", "drop", "-m", "smollm2-135m", "--mlp", 15, "--dataset", scifact_slice, "--calibration", 16,
              "--out", tmp_path / "d"])
-    info = json.loads(_invoke(["compress", "info", tmp_path / "d", "--json"]).output)
-    full = json.loads(_invoke(["compress", "info", "smollm2-135m", "--json"]).output)
+    info = json.loads(_invoke(["compress", "info", tmp_path / "d", "--json"]).stdout)
+    full = json.loads(_invoke(["compress", "info", "smollm2-135m", "--json"]).stdout)
     assert len(info["dropped_mlp"]) == 15
-    assert 1 - info["params_non_embedding"] / full["params_non_embedding"] >= 0.38
+    hidden, width = 576, 1536
+    assert full["params_non_embedding"] - info["params_non_embedding"] == 15 * (3 * hidden * width + hidden)
+    assert 1 - info["params_non_embedding"] / full["params_non_embedding"] >= 0.37
     _invoke(["run", "--dataset", scifact_slice, "--model", tmp_path / "d", "--out", tmp_path / "r"])
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["queries"] == 25
