@@ -64,7 +64,24 @@ $(MODELS)/minilm-int8/effir.json: | install
 $(MODELS)/minilm-effir-drop2-int8/effir.json: $(MODELS)/minilm-effir-drop2/effir.json
 	$(BIN)/effir compress quantize -m $(MODELS)/minilm-effir-drop2 --method int8-dynamic --out $(MODELS)/minilm-effir-drop2-int8
 
-BASELINES := $(MODELS)/minilm-wanda50 $(MODELS)/minilm-sparsegpt50 $(MODELS)/minilm-int8 $(MODELS)/minilm-effir-drop2-int8
+# Two more related methods (issue 7), each at two levels: nested low-rank and contextual sparsity.
+$(MODELS)/minilm-nsvd80/effir.json: | install
+	$(BIN)/effir compress nsvd -m minilm --keep 0.8 --dataset $(DATA)/scifact --out $(MODELS)/minilm-nsvd80
+
+$(MODELS)/minilm-nsvd60/effir.json: | install
+	$(BIN)/effir compress nsvd -m minilm --keep 0.6 --dataset $(DATA)/scifact --out $(MODELS)/minilm-nsvd60
+
+$(MODELS)/minilm-shadow-h75-m50/effir.json: | install
+	$(BIN)/effir compress shadow -m minilm --dataset $(DATA)/scifact --head-keep 0.75 --mlp-keep 0.5 \
+	  --out $(MODELS)/minilm-shadow-h75-m50
+
+$(MODELS)/minilm-shadow-h50-m25/effir.json: $(MODELS)/minilm-shadow-h75-m50/effir.json
+	$(BIN)/effir compress shadow -m minilm --dataset $(DATA)/scifact --head-keep 0.5 --mlp-keep 0.25 \
+	  --predictor-from $(MODELS)/minilm-shadow-h75-m50 --out $(MODELS)/minilm-shadow-h50-m25
+
+BASELINES := $(MODELS)/minilm-wanda50 $(MODELS)/minilm-sparsegpt50 $(MODELS)/minilm-int8 \
+             $(MODELS)/minilm-effir-drop2-int8 $(MODELS)/minilm-nsvd80 $(MODELS)/minilm-nsvd60 \
+             $(MODELS)/minilm-shadow-h75-m50 $(MODELS)/minilm-shadow-h50-m25
 
 demo-baselines: demo $(addsuffix /effir.json,$(BASELINES))
 	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/baselines-scifact --work runs/systems \

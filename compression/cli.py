@@ -235,6 +235,34 @@ def nsvd_cmd(model, out, keep, k1_fraction, dataset, texts, calibration, max_len
                f"{f['params_non_embedding_before']:,} -> {f['params_non_embedding']:,} -> {out}")
 
 
+@compress.command("shadow")
+@click.option("--model", "-m", required=True)
+@click.option("--out", required=True, type=click.Path())
+@click.option("--dataset", required=True, type=click.Path(exists=True),
+              help="BEIR folder: its corpus's title → body pairs are the label-free calibration signal")
+@click.option("--pairs", "n_pairs", default=512, show_default=True, help="title → body pairs for the targets")
+@click.option("--split", default=None, help="also use this qrels split's pairs (never test)")
+@click.option("--head-keep", default=0.75, show_default=True, help="fraction of attention heads computed per input")
+@click.option("--mlp-keep", default=0.5, show_default=True, help="fraction of MLP channels computed per input")
+@click.option("--width", default=512, show_default=True, help="predictor hidden width")
+@click.option("--epochs", default=100, show_default=True, help="predictor training epochs")
+@click.option("--predictor-from", default=None, help="reuse the predictor of this shadow folder (no training)")
+@click.option("--threads", type=int, default=None)
+@friendly_errors
+def shadow_cmd(model, out, dataset, n_pairs, split, head_keep, mlp_keep, width, epochs, predictor_from, threads):
+    """Contextual sparsity (ShadowLLM): a predictor on layer 0's output picks each input's heads and channels."""
+    from effir.compression.pairs import text_pairs
+    from effir.compression.steps import shadow_folder
+    from effir.data import BeirDataset
+    from effir.device import configure_threads
+
+    configure_threads(threads)
+    pairs = [] if predictor_from else text_pairs(BeirDataset(dataset), n_pairs, split)
+    s = shadow_folder(model, out, pairs, head_keep, mlp_keep, width, epochs, predictor_from)
+    rho = ", ".join(f"{k} {s[k]}" for k in ("spearman_heads", "spearman_mlp") if k in s)
+    click.echo(f"heads kept {head_keep:.0%}, MLP channels kept {mlp_keep:.0%}; held-out {rho} -> {out}")
+
+
 @compress.command("quantize")
 @click.option("--model", "-m", required=True)
 @click.option("--out", required=True, type=click.Path())

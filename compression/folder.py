@@ -32,10 +32,3 @@ def save_model_folder(model, tokenizer, spec: ModelSpec, out: str | Path, **extr
 def _slimmed(model, structure) -> bool:
     full = model.config.intermediate_size
     return any(w != full for w in structure["mlp_widths"].values())
-
-
-def update_effir_json(folder: str | Path, **fields) -> None:
-    path = Path(folder) / EFFIR_JSON
-    meta = json.loads(path.read_text())
-    meta.update(fields)
-    path.write_text(json.dumps(meta, indent=2) + "\n")

@@ -13,18 +13,39 @@ def parameter_counts(model: nn.Module) -> dict:
     return {"params": total, "params_non_embedding": total - embedding}
 
 
-def flops_per_token(model: nn.Module, seq_len: int = 256) -> int:
-    """Forward FLOPs per token: 2·(in·out) for every linear in the layers, plus attention's
-    QKᵀ and AV (2·2·seq_len·d_attn per token) for every attention sublayer still present."""
+def _part(name: str) -> str:
+    """Which cost a linear inside a layer belongs to, by its path (both families, wrapped or not)."""
+    if name.startswith(("mlp.", "intermediate.", "output.")):
+        return "mlp"
+    return "attn_kv" if any(k in name for k in ("k_proj", "v_proj", ".key", ".value")) else "attn_qo"
+
+
+def flops_by_part(model: nn.Module, seq_len: int = 256) -> dict[int, dict[str, int]]:
+    """{layer: {"mlp" | "attn_qo" | "attn_kv" | "attn_scores": forward FLOPs per token}}: 2·in·out per linear,
+    and attention's QKᵀ and AV (2·2·seq_len·d_attn per token) for every attention sublayer still present."""
     cfg = model.config
     heads = cfg.num_attention_heads
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-    flops = 0
-    for layer in architecture.layers(model):
-        flops += sum(2 * m.in_features * m.out_features for m in layer.modules() if isinstance(m, nn.Linear))
+    out = {}
+    for i, layer in enumerate(architecture.layers(model)):
+        parts = {"mlp": 0, "attn_qo": 0, "attn_kv": 0, "attn_scores": 0}
+        for name, m in layer.named_modules():
+            if isinstance(m, nn.Linear):
+                parts[_part(name)] += 2 * m.in_features * m.out_features
         if not architecture.attn_is_dropped(layer):
-            flops += 4 * seq_len * heads * head_dim
-    return flops
+            parts["attn_scores"] = 4 * seq_len * heads * head_dim
+        out[i] = parts
+    return out
+
+
+def flops_per_token(model: nn.Module, seq_len: int = 256) -> int:
+    """Analytic forward FLOPs per token; for a contextually sparse model, those it really executes."""
+    parts = flops_by_part(model, seq_len)
+    if getattr(model, "shadow", None) is not None:
+        from effir.compression.shadow import executed_flops_per_token
+
+        return executed_flops_per_token(model, parts, seq_len)
+    return sum(sum(p.values()) for p in parts.values())
 
 
 def model_bytes(model: nn.Module) -> int:

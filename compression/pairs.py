@@ -37,6 +37,20 @@ def title_body_examples(corpus: Corpus, limit: int | None, seed: int = 0) -> lis
     return [(f"title:{d.docid}", d.title, {d.docid}) for d in docs[:limit]]
 
 
+def text_pairs(dataset: BeirDataset, limit: int, split: str | None = None) -> list[tuple[str, str]]:
+    """(query, positive) texts without negatives: the corpus's title → body pairs, plus a qrels split's pairs."""
+    corpus = dataset.corpus()
+    body = {d.docid: d.text for d in corpus}
+    out = [(title, body[d]) for _, title, docs in title_body_examples(corpus, limit) for d in docs]
+    if split:
+        items, _ = qrels_examples(dataset, split)
+        contents = {d.docid: d.contents for d in corpus}
+        out += [(query, contents[d]) for _, query, docs in items for d in sorted(docs)]
+    if not out:
+        raise ValueError(f"{dataset.root}: no titled documents to pair with their bodies; give a qrels --split")
+    return out
+
+
 def build_examples(items: list[tuple[str, str, set]], corpus: Corpus, work: Path, negatives_depth: int = 30,
                    title_body: bool = False) -> list[Example]:
     """Attach positives' texts and BM25 hard negatives (the top `negatives_depth` hits minus positives)."""

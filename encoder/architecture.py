@@ -66,12 +66,17 @@ def attn_is_dropped(layer: nn.Module) -> bool:
         getattr(layer, "attention", None), PassThroughAttention)
 
 
+def _unwrap(module: nn.Module) -> nn.Module:
+    """A contextually sparse wrapper (compression.shadow) keeps the dense module as `full`."""
+    return getattr(module, "full", module)
+
+
 def mlp_linears(layer: nn.Module) -> tuple[list[nn.Linear], nn.Linear]:
     """(input projections whose rows are intermediate channels, output projection whose columns are)."""
     if hasattr(layer, "mlp"):
-        mlp = layer.mlp
+        mlp = _unwrap(layer.mlp)
         return [mlp.gate_proj, mlp.up_proj], mlp.down_proj
-    return [layer.intermediate.dense], layer.output.dense
+    return [_unwrap(layer.intermediate).dense], _unwrap(layer.output).dense
 
 
 def mlp_width(layer: nn.Module) -> int:

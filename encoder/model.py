@@ -17,7 +17,8 @@ from effir.models import ModelSpec
 
 
 def _state_dict_files(folder: Path) -> list[Path]:
-    files = sorted(folder.glob("*.safetensors"))
+    # shadow.safetensors is the contextual-sparsity predictor, loaded on its own
+    files = sorted(f for f in folder.glob("*.safetensors") if f.name != "shadow.safetensors")
     if not files:
         raise FileNotFoundError(f"{folder}: no .safetensors weights")
     return files
@@ -66,6 +67,13 @@ def load_model(spec: ModelSpec, device: str | None = None, dtype: str | None = N
         tokenizer.pad_token = tokenizer.eos_token
     model = model.to(device=device, dtype=torch_dtype).eval()
     method = spec.extra.get("quantization")
+    shadow = spec.extra.get("shadow")
+    if shadow and method:
+        raise ValueError(f"{spec.path}: contextual sparsity (shadow) gathers dense weights; it cannot be quantised")
+    if shadow:
+        from effir.compression.shadow import load as load_shadow
+
+        load_shadow(model, spec.path, shadow)
     if method:
         from effir.compression.quantize import quantize
 
