@@ -7,8 +7,23 @@ from torch import nn
 from effir.encoder import architecture
 
 
+def _is_linear(m: nn.Module) -> bool:
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    return isinstance(m, (nn.Linear, DynamicInt8Linear))
+
+
+def _linear_params(m: nn.Module) -> int:
+    bias = m.bias() if callable(m.bias) else m.bias  # a quantised linear's bias is a method
+    return m.in_features * m.out_features + (m.out_features if bias is not None else 0)
+
+
 def parameter_counts(model: nn.Module) -> dict:
-    total = sum(p.numel() for p in model.parameters())
+    """Logical parameter counts: a quantised linear (int8, packed 4-bit) counts its in×out weights, as in fp32."""
+    linears = [m for m in model.modules() if _is_linear(m)]
+    in_linears = {id(p) for m in linears for p in m.parameters(recurse=False)}
+    total = sum(_linear_params(m) for m in linears)
+    total += sum(p.numel() for p in model.parameters() if id(p) not in in_linears)
     embedding = sum(p.numel() for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters())
     return {"params": total, "params_non_embedding": total - embedding}
 
@@ -30,7 +45,7 @@ def flops_by_part(model: nn.Module, seq_len: int = 256) -> dict[int, dict[str, i
     for i, layer in enumerate(architecture.layers(model)):
         parts = {"mlp": 0, "attn_qo": 0, "attn_kv": 0, "attn_scores": 0}
         for name, m in layer.named_modules():
-            if isinstance(m, nn.Linear):
+            if _is_linear(m):
                 parts[_part(name)] += 2 * m.in_features * m.out_features
         if not architecture.attn_is_dropped(layer):
             parts["attn_scores"] = 4 * seq_len * heads * head_dim
