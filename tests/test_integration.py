@@ -90,3 +90,29 @@ def test_smollm2_drop_half_the_mlps(tmp_path, scifact_slice):
     assert 1 - info["params_non_embedding"] / full["params_non_embedding"] >= 0.37
     _invoke(["run", "--dataset", scifact_slice, "--model", tmp_path / "d", "--out", tmp_path / "r"])
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["queries"] == 25
+
+
+@pytest.mark.parametrize("model", ["minilm", "smollm2-135m"])
+@pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
+def test_half_sparsity_exact_on_real_models(tmp_path, scifact_slice, model, method):
+    """Counted from the saved weights: exactly half of every block linear's weights are zero."""
+    from safetensors.torch import load_file
+
+    _invoke(["compress", method, "-m", model, "--ratio", 0.5, "--dataset", scifact_slice, "--calibration", 16,
+             "--max-length", 128, "--out", tmp_path / "s"])
+    weights = {}
+    for file in (tmp_path / "s").glob("*.safetensors"):
+        weights.update(load_file(file))
+    block = [t for k, t in weights.items() if t.dim() == 2 and (".layer." in k or "layers." in k)]
+    assert len(block) == (6 * 6 if model == "minilm" else 30 * 7)
+    assert all(int((t == 0).sum()) == t.numel() // 2 for t in block)
+
+
+def test_shadow_minilm_runs_end_to_end(tmp_path, scifact_slice):
+    _invoke(["compress", "shadow", "-m", "minilm", "--dataset", scifact_slice, "--pairs", 48, "--epochs", 5,
+             "--out", tmp_path / "s"])
+    _invoke(["run", "--dataset", scifact_slice, "--model", tmp_path / "s", "--out", tmp_path / "r"])
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["queries"] == 25
+    info = json.loads(_invoke(["compress", "info", tmp_path / "s", "--json"]).stdout)
+    full = json.loads(_invoke(["compress", "info", "minilm", "--json"]).stdout)
+    assert info["flops_per_token"] < 0.75 * full["flops_per_token"]
