@@ -18,7 +18,6 @@ beside that static ranking's.
 from __future__ import annotations
 
 import math
-import random
 import sys
 
 import torch
@@ -75,15 +74,20 @@ def _head_dim(model: nn.Module) -> int:
 
 # -- per-input gathered linears ----------------------------------------------------------------------------------
 
+def _take_rows(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """t[idx] for idx [B, k]; index_select copies whole rows, several times faster than advanced indexing on CPU."""
+    return t.index_select(0, idx.flatten()).view(*idx.shape, *t.shape[1:])
+
+
 def gathered_rows(x: torch.Tensor, weight: torch.Tensor, bias, rows: torch.Tensor) -> torch.Tensor:
     """y[b] = x[b] · W[rows[b]]ᵀ + bias[rows[b]]:  x [B, T, in], rows [B, k] → [B, T, k]."""
-    y = torch.bmm(x, weight[rows].transpose(1, 2))
-    return y if bias is None else y + bias[rows].unsqueeze(1)
+    y = torch.bmm(x, _take_rows(weight, rows).transpose(1, 2))
+    return y if bias is None else y + _take_rows(bias, rows).unsqueeze(1)
 
 
 def gathered_columns(x: torch.Tensor, weight_t: torch.Tensor, bias, cols: torch.Tensor) -> torch.Tensor:
     """y[b] = x[b] · W[:, cols[b]]ᵀ + bias:  x [B, T, k], weight_t = Wᵀ [in, out] → [B, T, out]."""
-    y = torch.bmm(x, weight_t[cols])
+    y = torch.bmm(x, _take_rows(weight_t, cols))
     return y if bias is None else y + bias
 
 
