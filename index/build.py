@@ -46,7 +46,7 @@ def _to_gpu(index):
         return index, False
 
 
-def build_index(shards: str | Path, out: str | Path, factory: str = "Flat", train_size: int = 100_000,
+def build_index(shards: str | Path, out: str | Path, factory: str = "Flat", train_size: int | None = None,
                 seed: int = 0, use_gpu: bool = True) -> dict:
     import faiss
 
@@ -60,8 +60,9 @@ def build_index(shards: str | Path, out: str | Path, factory: str = "Flat", trai
         if use_gpu:
             index, on_gpu = _to_gpu(index)
         if not index.is_trained:
-            sample = _training_sample(shards, train_size, seed)
             nlist = getattr(faiss.extract_index_ivf(index), "nlist", 0) if "IVF" in factory else 0
+            # k-means wants ≥ 39 points per list (FAISS warns below that)
+            sample = _training_sample(shards, train_size or max(100_000, 40 * nlist), seed)
             if nlist and len(sample) < nlist:
                 raise IndexBuildError(f"{factory}: {nlist} lists need at least {nlist} training vectors, "
                                       f"the corpus has {len(sample)}; use a smaller IVF")

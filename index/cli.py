@@ -9,7 +9,8 @@ from effir.options import friendly_errors
 @click.option("--shards", required=True, type=click.Path(exists=True), help="folder written by `effir encode`")
 @click.option("--out", required=True, type=click.Path(), help="index folder")
 @click.option("--factory", default="Flat", show_default=True, help="FAISS factory string: Flat, HNSW32, IVF256,PQ32, ...")
-@click.option("--train-size", default=100_000, show_default=True, help="vectors sampled to train IVF/PQ")
+@click.option("--train-size", type=int, default=None,
+              help="vectors sampled to train IVF/PQ (default: max(100,000, 40 per IVF list))")
 @click.option("--no-gpu", is_flag=True, help="build on CPU even when faiss sees GPUs")
 @click.option("--threads", type=int, default=None)
 @friendly_errors
