@@ -20,7 +20,9 @@ import numpy as np
 
 
 def synthetic_shards(out: Path, n: int, dim: int, shard: int, seed: int = 0) -> None:
-    """Unit vectors from a mixture of 1000 Gaussian clusters, written as effir Parquet shards + manifest."""
+    """Unit vectors around 1000 cluster centres, spread along a shared 64-dimensional subspace plus a little
+    isotropic noise (real embeddings have a fast-decaying spectrum; pure isotropic noise would make every neighbour
+    nearly equidistant), written as effir Parquet shards + manifest."""
     from effir.encoder.shards import MANIFEST, _table, shard_name
     from effir.files import sha256_file, write_json
 
@@ -29,10 +31,12 @@ def synthetic_shards(out: Path, n: int, dim: int, shard: int, seed: int = 0) -> 
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((1000, dim)).astype(np.float32)
+    basis = (rng.standard_normal((64, dim)) / np.sqrt(64)).astype(np.float32)
     shards = []
     for i, start in enumerate(range(0, n, shard)):
         rows = min(shard, n - start)
-        x = centres[rng.integers(0, 1000, rows)] + 0.6 * rng.standard_normal((rows, dim)).astype(np.float32)
+        x = (centres[rng.integers(0, 1000, rows)] + 0.8 * rng.standard_normal((rows, 64)).astype(np.float32) @ basis
+             + 0.2 * rng.standard_normal((rows, dim)).astype(np.float32))
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         import pyarrow.parquet as pq
 

@@ -142,21 +142,27 @@ def encode_corpus(encoder, corpus: Corpus, out: str | Path, shard_size: int = 40
     return writer.finish()
 
 
-def read_shards(folder: str | Path, verify: bool = True):
-    """Yield (docids, embeddings float32 [n, D]) per shard, in corpus order."""
+def _embeddings(column, dim: int) -> np.ndarray:
+    flat = column.combine_chunks().flatten() if hasattr(column, "combine_chunks") else column.flatten()
+    return flat.to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
+
+
+def read_shards(folder: str | Path, verify: bool = True, batch_rows: int | None = None):
+    """Yield (docids, embeddings float32 [n, D]) per shard, in corpus order; with `batch_rows`, in slices of at most
+    that many rows, so a consumer that adds as it reads (index building) holds one slice at a time."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     if not manifest.get("complete"):
         raise ShardError(f"{folder}: encoding is incomplete ({sum(s['rows'] for s in manifest['shards'])} of "
                          f"{manifest['corpus_count']} documents); rerun `effir encode` to finish it")
+    dim = manifest["dim"]
     for shard in manifest["shards"]:
         path = folder / shard["file"]
         if verify and sha256_file(path) != shard["sha256"]:
             raise ShardError(f"{path}: checksum does not match the manifest")
-        table = pq.read_table(path)
-        col = table.column("embedding").combine_chunks()
-        emb = col.values.to_numpy(zero_copy_only=False).reshape(len(table), manifest["dim"]).astype(np.float32)
-        yield table.column("docid").to_pylist(), emb
+        parts = pq.ParquetFile(path).iter_batches(batch_size=batch_rows) if batch_rows else [pq.read_table(path)]
+        for part in parts:
+            yield part.column("docid").to_pylist(), _embeddings(part.column("embedding"), dim)
 
 
 def load_all(folder: str | Path) -> tuple[list[str], np.ndarray]:

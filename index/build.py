@@ -15,6 +15,7 @@ from effir.memory import PeakMemory
 INDEX_FILE = "index.faiss"
 DOCIDS_FILE = "docids.txt"
 META_FILE = "meta.json"
+ADD_BATCH = 16_384  # rows read and added at a time
 
 
 class IndexBuildError(ValueError):
@@ -28,7 +29,7 @@ def _training_sample(folder: Path, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(total, size=min(n, total), replace=False))
     out, offset = [], 0
-    for _ids, emb in read_shards(folder):
+    for _ids, emb in read_shards(folder, batch_rows=ADD_BATCH):
         local = pick[(pick >= offset) & (pick < offset + len(emb))] - offset
         out.append(emb[local])
         offset += len(emb)
@@ -71,8 +72,9 @@ def build_index(shards: str | Path, out: str | Path, factory: str = "Flat", trai
             except RuntimeError as e:  # e.g. PQ with 8 bits needs 256 training vectors per sub-quantizer
                 raise IndexBuildError(f"{factory}: training on {len(sample)} vectors failed: "
                                       f"{str(e).splitlines()[-1]}") from None
+            del sample
         docids: list[str] = []
-        for ids, emb in read_shards(shards):  # add shard by shard: memory stays near the index size
+        for ids, emb in read_shards(shards, batch_rows=ADD_BATCH):  # slice by slice: memory stays near the index size
             index.add(emb)
             docids.extend(ids)
         if on_gpu:
