@@ -28,12 +28,22 @@ def _training_sample(folder: Path, n: int, seed: int) -> np.ndarray:
     total = manifest["corpus_count"]
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(total, size=min(n, total), replace=False))
-    out, offset = [], 0
+    out = np.empty((len(pick), manifest["dim"]), dtype=np.float32)  # filled in place: no second copy
+    offset = filled = 0
     for _ids, emb in read_shards(folder, batch_rows=ADD_BATCH):
         local = pick[(pick >= offset) & (pick < offset + len(emb))] - offset
-        out.append(emb[local])
+        out[filled:filled + len(local)] = emb[local]
+        filled += len(local)
         offset += len(emb)
-    return np.concatenate(out)
+    _release_arrow_memory()
+    return out
+
+
+def _release_arrow_memory() -> None:
+    """Arrow's allocator keeps freed read buffers for reuse; hand them back before FAISS allocates its own."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 def _to_gpu(index):
