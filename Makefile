@@ -76,7 +76,7 @@ $(MODELS)/minilm-shadow-h75-m50/effir.json: | install
 	  --out $(MODELS)/minilm-shadow-h75-m50
 
 $(MODELS)/minilm-shadow-h50-m25/effir.json: $(MODELS)/minilm-shadow-h75-m50/effir.json
-	$(BIN)/effir compress shadow -m minilm --dataset $(DATA)/scifact --head-keep 0.5 --mlp-keep 0.25 \
+	$(BIN)/effir compress shadow -m minilm --head-keep 0.5 --mlp-keep 0.25 \
 	  --predictor-from $(MODELS)/minilm-shadow-h75-m50 --out $(MODELS)/minilm-shadow-h50-m25
 
 BASELINES := $(MODELS)/minilm-wanda50 $(MODELS)/minilm-sparsegpt50 $(MODELS)/minilm-int8 \

@@ -238,8 +238,8 @@ def nsvd_cmd(model, out, keep, k1_fraction, dataset, texts, calibration, max_len
 @compress.command("shadow")
 @click.option("--model", "-m", required=True)
 @click.option("--out", required=True, type=click.Path())
-@click.option("--dataset", required=True, type=click.Path(exists=True),
-              help="BEIR folder: its corpus's title → body pairs are the label-free calibration signal")
+@click.option("--dataset", type=click.Path(exists=True), default=None,
+              help="BEIR folder: its corpus's title → body pairs train the predictor (not needed with --predictor-from)")
 @click.option("--pairs", "n_pairs", default=512, show_default=True, help="title → body pairs for the targets")
 @click.option("--split", default=None, help="also use this qrels split's pairs (never test)")
 @click.option("--head-keep", default=0.75, show_default=True, help="fraction of attention heads computed per input")
@@ -257,6 +257,8 @@ def shadow_cmd(model, out, dataset, n_pairs, split, head_keep, mlp_keep, width, 
     from effir.device import configure_threads
 
     configure_threads(threads)
+    if not (dataset or predictor_from):
+        raise click.UsageError("give --dataset to train the predictor, or --predictor-from FOLDER to reuse one")
     pairs = [] if predictor_from else text_pairs(BeirDataset(dataset), n_pairs, split)
     s = shadow_folder(model, out, pairs, head_keep, mlp_keep, width, epochs, predictor_from)
     rho = ", ".join(f"{k} {s[k]}" for k in ("spearman_heads", "spearman_mlp") if k in s)

@@ -98,7 +98,8 @@ def head_rows(heads: torch.Tensor, head_dim: int) -> torch.Tensor:
 
 
 class Selection:
-    """What the predictor chose for the current batch: {(layer, kind): indices [B, k]}; shared by the layers."""
+    """What the predictor chose for the current batch, shared by the layers: {(layer, "heads" | "mlp"): indices
+    [B, k]}, and {(layer, "head_rows"): the projection rows of the kept heads}, worked out once per batch."""
 
     def __init__(self):
         self.mask = None
@@ -117,8 +118,8 @@ def _attention_function(module: nn.Module):
 
 
 class _Gathered(nn.Module):
-    """Shares the dense module's parameters (nothing is copied into the state dict) and keeps a transposed copy of
-    the output projection so its kept columns are contiguous rows."""
+    """Wraps the dense module as `full` and shares its parameters. Subclasses that gather an output projection's
+    columns keep a transposed copy of it (`weight_t`, not saved) so the kept columns are contiguous rows."""
 
     def __init__(self, selection: Selection, layer: int):
         super().__init__()
@@ -134,25 +135,25 @@ class GatheredBertSelfAttention(_Gathered):
         self.full = full
         self.config, self.is_causal, self.scaling = full.config, False, full.scaling
         self.head_dim = full.attention_head_size
+        self._attend = _attention_function(full)
 
     def forward(self, hidden_states, attention_mask=None, **kwargs):
         b, t, _ = hidden_states.shape
-        rows = head_rows(self.kept("heads"), self.head_dim)
+        rows = self.kept("head_rows")
         q, k, v = (gathered_rows(hidden_states, lin.weight, lin.bias, rows).view(b, t, -1, self.head_dim).transpose(1, 2)
                    for lin in (self.full.query, self.full.key, self.full.value))
-        out, _ = _attention_function(self.full)(self, q, k, v, attention_mask, dropout=0.0, scaling=self.scaling)
+        out, _ = self._attend(self, q, k, v, attention_mask, dropout=0.0, scaling=self.scaling)
         return out.reshape(b, t, -1), None
 
 
 class GatheredBertSelfOutput(_Gathered):
-    def __init__(self, full, selection, layer, head_dim):
+    def __init__(self, full, selection, layer):
         super().__init__(selection, layer)
-        self.full, self.head_dim = full, head_dim
+        self.full = full
         self.register_buffer("weight_t", full.dense.weight.detach().t().contiguous(), persistent=False)
 
     def forward(self, hidden_states, input_tensor):
-        rows = head_rows(self.kept("heads"), self.head_dim)
-        y = gathered_columns(hidden_states, self.weight_t, self.full.dense.bias, rows)
+        y = gathered_columns(hidden_states, self.weight_t, self.full.dense.bias, self.kept("head_rows"))
         return self.full.LayerNorm(y + input_tensor)
 
 
@@ -188,20 +189,20 @@ class GatheredLlamaAttention(_Gathered):
         self.head_dim, self.groups = full.head_dim, full.num_key_value_groups
         self.num_key_value_groups = 1  # already paired below
         self.register_buffer("weight_t", full.o_proj.weight.detach().t().contiguous(), persistent=False)
+        self._attend = _attention_function(full)
+        self._rotary = sys.modules[type(full).__module__].apply_rotary_pos_emb
 
     def forward(self, hidden_states, position_embeddings=None, attention_mask=None, **kwargs):
         b, t, _ = hidden_states.shape
-        heads = self.kept("heads")
-        rows = head_rows(heads, self.head_dim)
+        heads, rows = self.kept("heads"), self.kept("head_rows")
         d = self.full
         q = gathered_rows(hidden_states, d.q_proj.weight, d.q_proj.bias, rows).view(b, t, -1, self.head_dim).transpose(1, 2)
         k = d.k_proj(hidden_states).view(b, t, -1, self.head_dim).transpose(1, 2)
         v = d.v_proj(hidden_states).view(b, t, -1, self.head_dim).transpose(1, 2)
-        rotary = sys.modules[type(d).__module__].apply_rotary_pos_emb
-        q, k = rotary(q, k, *position_embeddings)
+        q, k = self._rotary(q, k, *position_embeddings)
         pair = (heads // self.groups)[:, :, None, None].expand(-1, -1, t, self.head_dim)
         k, v = k.gather(1, pair), v.gather(1, pair)
-        out, _ = _attention_function(d)(self, q, k, v, attention_mask, dropout=0.0, scaling=self.scaling)
+        out, _ = self._attend(self, q, k, v, attention_mask, dropout=0.0, scaling=self.scaling)
         return gathered_columns(out.reshape(b, t, -1), self.weight_t, d.o_proj.bias, rows), None
 
 
@@ -240,6 +241,7 @@ def attach(model: nn.Module, predictor: ShadowPredictor, head_keep: float, mlp_k
               for layer, kind, n in predictor.layout}
     model.shadow = predictor.to(next(model.parameters()).device)
     model.shadow_keep = {"head_keep": head_keep, "mlp_keep": mlp_keep}
+    head_dim = _head_dim(model)
 
     def capture_mask(mod, args, kwargs):
         selection.mask = kwargs.get("attention_mask")
@@ -249,10 +251,11 @@ def attach(model: nn.Module, predictor: ShadowPredictor, head_keep: float, mlp_k
         pooled = _masked_mean(out[0] if isinstance(out, tuple) else out, selection.mask).float()
         scores = predictor.split(predictor(pooled))
         selection.kept = {key: s.topk(counts[key], dim=-1).indices.sort(dim=-1).values for key, s in scores.items()}
+        selection.kept.update({(layer, "head_rows"): head_rows(idx, head_dim)
+                               for (layer, kind), idx in list(selection.kept.items()) if kind == "heads"})
 
     model.register_forward_pre_hook(capture_mask, with_kwargs=True)
     blocks[0].register_forward_hook(choose)
-    head_dim = _head_dim(model)
     for layer, kind, _ in predictor.layout:
         block = blocks[layer]
         if architecture.family(model) == "llama":
@@ -262,7 +265,7 @@ def attach(model: nn.Module, predictor: ShadowPredictor, head_keep: float, mlp_k
                 block.mlp = GatheredLlamaMLP(block.mlp, selection, layer)
         elif kind == "heads":
             block.attention.self = GatheredBertSelfAttention(block.attention.self, selection, layer)
-            block.attention.output = GatheredBertSelfOutput(block.attention.output, selection, layer, head_dim)
+            block.attention.output = GatheredBertSelfOutput(block.attention.output, selection, layer)
         else:
             block.intermediate = GatheredBertIntermediate(block.intermediate, selection, layer)
             block.output = GatheredBertOutput(block.output, selection, layer)

@@ -173,11 +173,12 @@ def _copy_folder(spec, out, history: list, extra_files: dict | None = None, **fi
     """A new folder with the same weights as `spec`, effir.json extended with `fields` and the step's history."""
     import shutil
 
+    from effir.compression.shadow import SHADOW_WEIGHTS
     from effir.files import atomic_path
     from effir.models import EFFIR_JSON
 
     with atomic_path(out) as tmp:
-        shutil.copytree(spec.path, tmp, ignore=shutil.ignore_patterns("*.tmp", "shadow.safetensors"))
+        shutil.copytree(spec.path, tmp, ignore=shutil.ignore_patterns("*.tmp", SHADOW_WEIGHTS))
         meta = json.loads((tmp / EFFIR_JSON).read_text()) if (tmp / EFFIR_JSON).exists() else spec.to_effir_json()
         meta.update(fields, history=spec.extra.get("history", []) + history)
         (tmp / EFFIR_JSON).write_text(json.dumps(meta, indent=2) + "\n")

@@ -17,8 +17,9 @@ from effir.models import ModelSpec
 
 
 def _state_dict_files(folder: Path) -> list[Path]:
-    # shadow.safetensors is the contextual-sparsity predictor, loaded on its own
-    files = sorted(f for f in folder.glob("*.safetensors") if f.name != "shadow.safetensors")
+    from effir.compression.shadow import SHADOW_WEIGHTS  # the contextual-sparsity predictor, loaded on its own
+
+    files = sorted(f for f in folder.glob("*.safetensors") if f.name != SHADOW_WEIGHTS)
     if not files:
         raise FileNotFoundError(f"{folder}: no .safetensors weights")
     return files

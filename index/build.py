@@ -30,7 +30,7 @@ def _training_sample(folder: Path, n: int, seed: int) -> np.ndarray:
     pick = np.sort(rng.choice(total, size=min(n, total), replace=False))
     out = np.empty((len(pick), manifest["dim"]), dtype=np.float32)  # filled in place: no second copy
     offset = filled = 0
-    for _ids, emb in read_shards(folder, batch_rows=ADD_BATCH):
+    for _ids, emb in read_shards(folder, verify=False, batch_rows=ADD_BATCH):  # the add pass verifies
         local = pick[(pick >= offset) & (pick < offset + len(emb))] - offset
         out[filled:filled + len(local)] = emb[local]
         filled += len(local)
