@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DATA   ?= ../shared/data/beir
 
 comma := ,
-.PHONY: install demo demo-baselines test test-unit bench-encode clean
+.PHONY: install demo demo-baselines demo-llm train-llm test test-unit bench-encode clean
 
 install: $(STAMP)
 
@@ -86,3 +86,46 @@ BASELINES := $(MODELS)/minilm-wanda50 $(MODELS)/minilm-sparsegpt50 $(MODELS)/min
 demo-baselines: demo $(addsuffix /effir.json,$(BASELINES))
 	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/baselines-scifact --work runs/systems \
 	  --systems minilm,$(MODELS)/minilm-effir-drop2,$(subst $(eval) ,$(comma),$(BASELINES))
+
+# ---- The LLM retriever: SmolLM2-135M trained here, EffiR-compressed, kept as small artefacts under models/ ----
+# Every system gets the same data, steps and settings: one epoch (101 steps of 16 queries) of SciFact's train
+# qrels plus 700 label-free title → body pairs, each with a BM25 hard negative; LoRA r 16 on every projection.
+LLM       := runs/llm
+LLM_BASE  := smollm2-135m
+LLM_TRAIN := --dataset $(DATA)/scifact --split train --title-body $(DATA)/scifact --title-body-limit 700 \
+             --lora --lora-r 16 --lora-alpha 32 --batch-size 16 --negatives 1 --passage-max-length 128 \
+             --lr 2e-4 --temperature 0.02 --epochs 1
+LLM_IMPORTANCE := $(LLM)/importance/importance.json
+LLM_EFFIR := $(BIN)/effir compress effir -m $(LLM_BASE) --importance $(LLM_IMPORTANCE) $(LLM_TRAIN) --slim-steps 40
+LLM_SYSTEMS := smollm2-ft smollm2-effir-d15 smollm2-effir smollm2-effir-2x
+
+TRAIN_smollm2-ft          = $(BIN)/effir compress train -m $(LLM_BASE) $(LLM_TRAIN) --out $(LLM)/smollm2-ft
+TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
+TRAIN_smollm2-effir-d15   = $(LLM_EFFIR) --drop-fraction 0.5 --reduction 0 --out $(LLM)/smollm2-effir-d15
+TRAINED_smollm2-effir-d15 = $(LLM)/smollm2-effir-d15/3-final
+TRAIN_smollm2-effir       = $(LLM_EFFIR) --drop-fraction 0.5 --reduction 0.3 --out $(LLM)/smollm2-effir
+TRAINED_smollm2-effir     = $(LLM)/smollm2-effir/3-final
+TRAIN_smollm2-effir-2x    = $(LLM_EFFIR) --target-speedup 2.0 --out $(LLM)/smollm2-effir-2x
+TRAINED_smollm2-effir-2x  = $(LLM)/smollm2-effir-2x/3-final
+
+$(LLM_IMPORTANCE): | install
+	$(BIN)/effir compress analyze -m $(LLM_BASE) --dataset $(DATA)/scifact --out $(LLM)/importance
+
+# make train-llm SYSTEM=<name>: the training that made models/<name>/ (resumes from its checkpoints), then export
+train-llm: install $(LLM_IMPORTANCE)
+	@test -n "$(TRAIN_$(SYSTEM))" || { echo "SYSTEM must be one of: $(LLM_SYSTEMS)"; exit 2; }
+	$(TRAIN_$(SYSTEM))
+	$(BIN)/effir compress export $(TRAINED_$(SYSTEM)) --base $(LLM_BASE) --dataset $(DATA)/scifact \
+	  --out models/$(SYSTEM) --command "make train-llm SYSTEM=$(SYSTEM)"
+
+# make demo-llm: every system rebuilt from models/ (no training), encoded, evaluated and timed in one report.
+# Each stage is cached by what it was made from, so a rerun continues where the last one stopped.
+LLM_BUILT := $(foreach s,$(LLM_SYSTEMS),$(if $(wildcard models/$(s)/manifest.json),$(s)))
+$(LLM)/rebuilt/%/effir.json: models/%/manifest.json | install
+	$(BIN)/effir compress rebuild models/$* --out $(LLM)/rebuilt/$*
+
+demo-llm: install $(foreach s,$(LLM_BUILT),$(LLM)/rebuilt/$(s)/effir.json)
+	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/demo-llm --work $(LLM)/systems --reference smollm2-ft \
+	  --control --timing-docs 64 --timing-queries 64 --rounds 5 \
+	  --systems bm25,smollm2-zs=$(LLM_BASE)$(foreach s,$(LLM_BUILT),$(comma)$(s)=$(LLM)/rebuilt/$(s)) \
+	  $(foreach s,$(filter-out smollm2-ft,$(LLM_BUILT)),--parent $(s)=smollm2-ft)

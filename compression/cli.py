@@ -164,25 +164,86 @@ def slim_cmd(model, out, dataset, reduction, l0_weight, split, title_body, title
     click.echo(f"MLP widths {widths} -> {new.path}")
 
 
+def cut_options(f):
+    opts = [
+        click.option("--drop-fraction", default=0.5, show_default=True, help="share of MLP sublayers to drop (paper: 16/32)"),
+        click.option("--reduction", default=0.3, show_default=True, help="share of the remaining MLP width to remove"),
+        click.option("--target-speedup", type=float, default=None,
+                     help="instead: the cut reaching this analytic FLOP ratio on documents with the least importance removed"),
+        click.option("--importance", type=click.Path(exists=True), default=None,
+                     help="importance.json from `analyze` (default: computed on --dataset)"),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _scores(model, importance, dataset, out):
+    from effir.compression.steps import analyze, calibration_texts
+
+    if importance:
+        return json.loads(open(importance).read())
+    return analyze(model, out, calibration_texts(dataset))
+
+
+@compress.command("plan")
+@click.option("--model", "-m", required=True)
+@click.option("--dataset", type=click.Path(exists=True), default=None,
+              help="BEIR folder: calibration texts, and the typical document and query lengths")
+@cut_options
+@click.option("--out", type=click.Path(), default=None, help="also write the plan (and importance) here")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--threads", type=int, default=None)
+@friendly_errors
+def plan_cmd(model, dataset, drop_fraction, reduction, target_speedup, importance, out, as_json, threads):
+    """Print the cut a budget asks for: sublayers dropped, width removed, predicted FLOP ratios; changes nothing."""
+    import tempfile
+
+    from effir.compression.steps import plan_cut
+    from effir.device import configure_threads
+    from effir.files import write_json
+
+    configure_threads(threads)
+    if not (importance or dataset):
+        raise click.UsageError("give --importance FILE, or --dataset to compute it")
+    scores = _scores(model, importance, dataset, out or tempfile.mkdtemp(prefix="effir-plan-"))
+    n_drop = int(round(drop_fraction * sum(x is not None for x in scores["mlp"])))
+    try:
+        chosen = plan_cut(model, scores, target_speedup, n_drop, reduction, dataset)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    if out:
+        write_json(f"{out}/plan.json", chosen.to_json())
+    click.echo(json.dumps(chosen.to_json(), indent=2) if as_json else chosen.describe())
+
+
 @compress.command("effir")
 @click.option("--model", "-m", required=True)
 @click.option("--dataset", required=True, type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path())
-@click.option("--drop-fraction", default=0.5, show_default=True, help="share of MLP sublayers to drop (paper: 16/32)")
-@click.option("--reduction", default=0.3, show_default=True, help="share of the remaining MLP width to remove")
+@cut_options
+@click.option("--slim-steps", type=int, default=None, help="gate-training steps of self-slimming (default: as training)")
+@click.option("--slim-lr", default=0.05, show_default=True)
 @train_options
 @click.option("--threads", type=int, default=None)
 @friendly_errors
-def effir_cmd(model, dataset, out, drop_fraction, reduction, split, title_body, title_body_limit, passage_max_length,
-              work, threads, **kw):
-    """The EffiR recipe: analyze → drop → train → slim → train, every intermediate folder kept."""
+def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, importance, slim_steps, slim_lr, split,
+              title_body, title_body_limit, passage_max_length, work, threads, **kw):
+    """The EffiR recipe: analyze → plan → drop → slim → train, every intermediate folder kept."""
+    from dataclasses import replace
+
     from effir.compression.steps import effir_recipe
     from effir.device import configure_threads
 
     configure_threads(threads)
     cfg = _config(**kw, default_lr=1e-4 if kw["lora"] else 2e-5)
-    steps = effir_recipe(model, dataset, out, drop_fraction, reduction, split, title_body, title_body_limit, cfg,
-                         passage_max_length=passage_max_length)
+    slim_cfg = replace(cfg, lr=slim_lr, lora=False, max_steps=slim_steps or cfg.max_steps)
+    try:
+        steps = effir_recipe(model, dataset, out, drop_fraction, reduction, split, title_body, title_body_limit, cfg,
+                             slim_cfg, passage_max_length=passage_max_length, target_speedup=target_speedup,
+                             importance=importance)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
     for name, path in steps.items():
         click.echo(f"{name:>12}: {path}")
 
@@ -277,6 +338,57 @@ def quantize_cmd(model, out, method):
 
     quantize_folder(model, out, method)
     click.echo(f"{method} recorded -> {out} (applied when the folder is loaded)")
+
+
+def probe_documents(dataset: str, n: int = 20) -> tuple[list[str], list[str]]:
+    """(ids, texts) of the first `n` documents of a corpus, in file order: fixed probe texts for artefacts."""
+    import itertools
+
+    from effir.data import BeirDataset
+
+    docs = list(itertools.islice(BeirDataset(dataset).corpus(), n))
+    return [d.docid for d in docs], [d.contents for d in docs]
+
+
+@compress.command("export")
+@click.argument("trained", type=click.Path(exists=True))
+@click.option("--base", required=True, help="the registry name or folder of the model it was made from")
+@click.option("--out", required=True, type=click.Path(), help="artefact folder, e.g. models/<system>")
+@click.option("--dataset", required=True, type=click.Path(exists=True), help="BEIR folder whose first documents probe the rebuild")
+@click.option("--probe", default=20, show_default=True, help="probe documents")
+@click.option("--adapter", type=click.Path(exists=True), default=None, help="LoRA adapter folder (default TRAINED/adapter)")
+@click.option("--command", "made_by", default="", help="the command that trained it, recorded in the manifest")
+@click.option("--metrics", type=click.Path(exists=True), default=None, help="metrics.json whose figures to record")
+@friendly_errors
+def export_cmd(trained, base, out, dataset, probe, adapter, made_by, metrics):
+    """Keep a trained system as the small pieces that rebuild it: LoRA adapter (fp16), cut, kept channels."""
+    from effir.compression.artefact import ArtefactError, export
+
+    figures = None
+    if metrics:
+        m = json.loads(open(metrics).read())
+        figures = {k: m[k] for k in ("dataset", "split", "ndcg@10", "recall@100", "mrr@10") if k in m}
+    ids, texts = probe_documents(dataset, probe)
+    try:
+        manifest = export(trained, base, out, ids, texts, made_by, figures, adapter)
+    except ArtefactError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"{len(manifest['files'])} files, rebuild max |diff| {manifest['rebuild_max_abs_diff']:.1e} -> {out}")
+
+
+@compress.command("rebuild")
+@click.argument("artefact", type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path(), help="model folder to write")
+@friendly_errors
+def rebuild_cmd(artefact, out):
+    """Rebuild a system from its base model and the artefact folder (checksums checked first)."""
+    from effir.compression.artefact import ArtefactError, rebuild
+
+    try:
+        spec = rebuild(artefact, out)
+    except ArtefactError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"-> {spec.path}")
 
 
 @compress.command("info")

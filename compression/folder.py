@@ -10,8 +10,10 @@ from effir.files import atomic_path
 from effir.models import EFFIR_JSON, ModelSpec
 
 
-def save_model_folder(model, tokenizer, spec: ModelSpec, out: str | Path, **extra) -> ModelSpec:
-    """Save `model` (fp32) so that `effir.models.resolve(out)` + `load_model` rebuild it exactly."""
+def save_model_folder(model, tokenizer, spec: ModelSpec, out: str | Path, files: dict | None = None,
+                      **extra) -> ModelSpec:
+    """Save `model` (fp32) so that `effir.models.resolve(out)` + `load_model` rebuild it exactly.
+    `files`: {name: write(path)} for pieces saved beside the weights (kept channels, a LoRA adapter)."""
     import torch
 
     out = Path(out)
@@ -20,13 +22,23 @@ def save_model_folder(model, tokenizer, spec: ModelSpec, out: str | Path, **extr
                        "dropped_mlp": structure["dropped_mlp"], "dropped_attn": structure["dropped_attn"],
                        "mlp_widths": structure["mlp_widths"] if _slimmed(model, structure) else {},
                        "low_rank": structure["low_rank"],
-                       "extra": {**spec.extra, **extra}})
+                       "extra": {**spec.extra, "made_from": spec.path, **extra}})
     new.extra.setdefault("base_model", spec.extra.get("base_model", spec.path))
     with atomic_path(out) as tmp:
         model.to(torch.float32).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / EFFIR_JSON).write_text(json.dumps(new.to_effir_json(), indent=2) + "\n")
+        for name, write in (files or {}).items():
+            write(tmp / name)
     return new
+
+
+def carried_files(spec: ModelSpec, names: tuple[str, ...]) -> dict:
+    """{name: copy} for the files of `spec`'s folder that a step which keeps the structure passes on."""
+    import shutil
+
+    folder = Path(spec.path)
+    return {n: (lambda dst, src=folder / n: shutil.copyfile(src, dst)) for n in names if (folder / n).exists()}
 
 
 def _slimmed(model, structure) -> bool:

@@ -3,6 +3,10 @@
 x_l is the residual stream entering sublayer l and F_l includes its pre-norm, so for pre-norm (LLaMA) layers
 `x_l + F_l(x_l)` is simply the stream leaving it. For post-norm (BERT) layers it is the sum before the LayerNorm.
 Scores are averaged over every real (non-padding) token of a calibration set, separately for attention and MLP.
+
+The same pass scores each MLP's intermediate channels by their activation-weighted norm, a_c = ‖u_c‖·‖W_down[:, c]‖
+(u the input of the output projection over the calibration tokens): how much channel c writes into the stream.
+Compression to a budget (`plan.py`) shares a sublayer's S among its channels in proportion to a_c.
 """
 
 from __future__ import annotations
@@ -11,18 +15,24 @@ import torch
 import torch.nn.functional as F
 
 from effir.encoder import architecture
-from effir.encoder.model import pad_batch
+from effir.encoder.model import pad_batch, tokenize
+from effir.models import ModelSpec
 
 
 class _Accumulator:
     def __init__(self, n_layers: int):
         self.sum = {"attn": torch.zeros(n_layers, dtype=torch.float64), "mlp": torch.zeros(n_layers, dtype=torch.float64)}
+        self.channel_sq: dict[int, torch.Tensor] = {}
         self.count = 0
         self.mask = None
 
     def add(self, kind: str, layer: int, x: torch.Tensor, y: torch.Tensor):
         cos = F.cosine_similarity(x.float(), y.float(), dim=-1)  # [B, T]
         self.sum[kind][layer] += ((1.0 - cos) * self.mask).sum().double().cpu()
+
+    def add_channels(self, layer: int, u: torch.Tensor):
+        sq = (u.float().square() * self.mask.unsqueeze(-1)).sum((0, 1)).double().cpu()
+        self.channel_sq[layer] = self.channel_sq.get(layer, 0) + sq
 
 
 def _hidden(args, kwargs):
@@ -35,8 +45,10 @@ def _first(out):
 
 @torch.no_grad()
 def sublayer_importance(model, tokenizer, texts: list[str], max_length: int = 256, batch_size: int = 8,
-                        prefix: str = "", append_eos: bool = False, device="cpu", progress=None) -> dict:
-    """{"attn": [S per layer], "mlp": [S per layer]} (None for sublayers already dropped)."""
+                        spec: ModelSpec | None = None, device="cpu", progress=None) -> dict:
+    """{"attn": [S per layer], "mlp": [S per layer], "mlp_channels": [a_c per channel per layer]} (None for
+    sublayers already dropped); texts tokenised as the encoder tokenises passages for `spec`."""
+    spec = spec or ModelSpec(name="", path="")
     blocks = architecture.layers(model)
     acc = _Accumulator(len(blocks))
     fam = architecture.family(model)
@@ -71,13 +83,14 @@ def sublayer_importance(model, tokenizer, texts: list[str], max_length: int = 25
             if not architecture.mlp_is_dropped(layer):
                 hooks.append(layer.output.dense.register_forward_hook(
                     lambda mod, args, out, i=i: acc.add("mlp", i, state[i]["h"], state[i]["h"] + out)))
+    for i, layer in enumerate(blocks):
+        if not architecture.mlp_is_dropped(layer):
+            _, out_proj = architecture.mlp_linears(layer)
+            hooks.append(out_proj.register_forward_pre_hook(lambda mod, args, i=i: acc.add_channels(i, args[0])))
     try:
-        eos = tokenizer.eos_token_id if append_eos else None
         for start in range(0, len(texts), batch_size):
-            batch = [prefix + t for t in texts[start:start + batch_size]]
-            ids = tokenizer(batch, truncation=True, max_length=max_length - (eos is not None))["input_ids"]
-            if eos is not None:
-                ids = [x + [eos] for x in ids]
+            batch = texts[start:start + batch_size]
+            ids = tokenize(tokenizer, spec, batch, "passage", max_length)
             input_ids, mask = pad_batch(ids, tokenizer.pad_token_id, device)
             acc.mask = mask.float()
             acc.count += int(mask.sum())
@@ -91,9 +104,19 @@ def sublayer_importance(model, tokenizer, texts: list[str], max_length: int = 25
     for kind, dropped in (("attn", architecture.attn_is_dropped), ("mlp", architecture.mlp_is_dropped)):
         out[kind] = [None if dropped(layer) else round(float(acc.sum[kind][i] / acc.count), 6)
                      for i, layer in enumerate(blocks)]
+    out["mlp_channels"] = [_channel_scores(layer, acc.channel_sq.get(i)) for i, layer in enumerate(blocks)]
     out["tokens"] = acc.count
     out["texts"] = len(texts)
     return out
+
+
+def _channel_scores(layer, sq: torch.Tensor | None) -> list[float] | None:
+    """a_c = ‖u_c‖ · ‖W_down[:, c]‖ for every intermediate channel of a layer's MLP (None if dropped)."""
+    if sq is None:
+        return None
+    _, out_proj = architecture.mlp_linears(layer)
+    a = sq.sqrt() * out_proj.weight.detach().double().cpu().norm(dim=0)
+    return [float(f"{x:.4g}") for x in a.tolist()]
 
 
 def least_important(scores: list, k: int) -> list[int]:

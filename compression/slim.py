@@ -58,15 +58,38 @@ class ChannelGates:
             return out
 
     @torch.no_grad()
-    def fold(self, keep_fraction: float) -> dict[int, int]:
-        """Slice every gated MLP to its kept channels and fold ReLU(z) into W_down; returns widths."""
+    def fold(self, keep_fraction: float) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Slice every gated MLP to its kept channels and fold ReLU(z) into W_down.
+        Returns {layer: (kept channel indices, their folded scales)}: what rebuilds the cut from the parent."""
         keep = self.keep_sets(keep_fraction)
         self.remove()
-        widths = {}
+        out = {}
         for i, idx in keep.items():
-            architecture.keep_mlp_channels(self.model, i, idx, scale=torch.relu(self.z[i]))
-            widths[i] = int(idx.numel())
-        return widths
+            scale = torch.relu(self.z[i]).detach()
+            architecture.keep_mlp_channels(self.model, i, idx, scale=scale)
+            out[i] = (idx.cpu(), scale[idx].cpu())
+        return out
+
+
+CHANNELS_FILE = "channels.safetensors"
+
+
+def save_channels(channels: dict[int, tuple[torch.Tensor, torch.Tensor]], path) -> None:
+    from safetensors.torch import save_file
+
+    state = {}
+    for i, (idx, scale) in channels.items():
+        state[f"{i}.keep"] = idx.to(torch.int64).contiguous()
+        state[f"{i}.scale"] = scale.to(torch.float32).contiguous()
+    save_file(state, str(path))
+
+
+def load_channels(path) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    layers = sorted({int(k.split(".")[0]) for k in state})
+    return {i: (state[f"{i}.keep"], state[f"{i}.scale"]) for i in layers}
 
 
 def l0_regularizer(gates: ChannelGates, target_keep: float, weight: float, beta: float = 5.0):

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from effir.encoder import architecture
-from effir.encoder.model import pad_batch
+from effir.encoder.model import pad_batch, tokenize
+from effir.models import ModelSpec
 
 
 def block_linears(model: nn.Module) -> dict[str, nn.Linear]:
@@ -35,10 +36,10 @@ def collect_inputs(model, tokenizer, texts, max_length=256, batch_size=8, device
             stat = x.T @ x if hessian else (x * x).sum(0)
             stats[name] = stats[name] + stat if name in stats else stat
         hooks.append(lin.register_forward_pre_hook(hook))
-    prefix = spec.passage_prefix if spec else ""
+    spec = spec or ModelSpec(name="", path="")
     try:
         for s in range(0, len(texts), batch_size):
-            ids = tokenizer([prefix + t for t in texts[s:s + batch_size]], truncation=True, max_length=max_length)["input_ids"]
+            ids = tokenize(tokenizer, spec, texts[s:s + batch_size], "passage", max_length)
             input_ids, mask = pad_batch(ids, tokenizer.pad_token_id, device)
             mask_holder["m"] = mask.bool()
             model(input_ids=input_ids, attention_mask=mask)

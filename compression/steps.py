@@ -6,14 +6,15 @@ Each step reads a model folder (or registry name), writes a new folder with effi
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 
-
 from effir.compression import importance as imp
-from effir.compression.folder import save_model_folder
+from effir.compression.folder import carried_files, save_model_folder
 from effir.compression.info import describe
-from effir.compression.train import TrainConfig, train
+from effir.compression.slim import CHANNELS_FILE
+from effir.compression.train import ADAPTER_DIR, TrainConfig, train
 from effir.data import BeirDataset, read_texts, sample_texts
 from effir.encoder import architecture
 from effir.encoder.model import load_model
@@ -42,8 +43,7 @@ def analyze(model: str, out: str | Path, texts: list[str], max_length: int = 256
     spec, net, tok = load(model, device)
     with tqdm(total=len(texts), desc="importance", unit="text") as bar:
         scores = imp.sublayer_importance(net, tok, texts, max_length=max_length, batch_size=batch_size,
-                                         prefix=spec.passage_prefix, append_eos=spec.append_eos, device=device,
-                                         progress=bar)
+                                         spec=spec, device=device, progress=bar)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     scores["model"] = spec.name
@@ -102,14 +102,27 @@ def finetune(model: str, out: str | Path, examples, cfg: TrainConfig, work: str 
     net, history = train(net, tok, _training_spec(spec, passage_max_length), examples, cfg, work,
                          teacher=teacher_enc, device=device, desc=f"train {spec.name}")
     hist = spec.extra.get("history", []) + [{"step": "train", "config": asdict(cfg), "examples": len(examples),
-                                             "teacher": teacher, "final_loss": history[-1]["loss"] if history else None}]
-    return save_model_folder(net, tok, spec, out, history=hist)
+                                             "passage_max_length": passage_max_length, "teacher": teacher,
+                                             **loss_summary(history)}]
+    files = carried_files(spec, (CHANNELS_FILE,))
+    if cfg.lora:
+        files[ADAPTER_DIR] = lambda dst: shutil.copytree(Path(work) / ADAPTER_DIR, dst)
+    return save_model_folder(net, tok, spec, out, files=files, history=hist)
+
+
+def loss_summary(history: list[dict], window: int = 10) -> dict:
+    """Mean loss over the first and the last `window` steps of a training log."""
+    if not history:
+        return {}
+    mean = lambda rows: round(sum(r["loss"] for r in rows) / len(rows), 4)  # noqa: E731
+    return {"steps_run": history[-1]["step"], "loss_first": mean(history[:window]),
+            "loss_last": mean(history[-window:]), "final_loss": history[-1]["loss"]}
 
 
 def slim(model: str, out: str | Path, examples, reduction: float, cfg: TrainConfig, work: str | Path,
          l0_weight: float = 1.0, passage_max_length: int | None = None, device: str = "cpu"):
     """Train the channel gates (model frozen), then cut the MLPs to (1 − reduction) of their width."""
-    from effir.compression.slim import ChannelGates, l0_regularizer
+    from effir.compression.slim import ChannelGates, l0_regularizer, save_channels
 
     spec, net, tok = load(model, device)
     gates = ChannelGates(net)
@@ -117,43 +130,90 @@ def slim(model: str, out: str | Path, examples, reduction: float, cfg: TrainConf
     net, history = train(net, tok, _training_spec(spec, passage_max_length), examples, cfg, work,
                          params=gates.parameters(),
                          regularizer=l0_regularizer(gates, keep, l0_weight), device=device, desc=f"slim {spec.name}")
-    widths = gates.fold(keep)
+    channels = gates.fold(keep)
+    widths = {i: int(idx.numel()) for i, (idx, _) in channels.items()}
     hist = spec.extra.get("history", []) + [{"step": "slim", "reduction": reduction, "config": asdict(cfg),
+                                             "final_l0": history[-1].get("l0") if history else None,
                                              "widths": widths}]
-    return save_model_folder(net, tok, spec, out, history=hist), widths
+    files = {CHANNELS_FILE: lambda path: save_channels(channels, path)}
+    return save_model_folder(net, tok, spec, out, files=files, history=hist), widths
+
+
+def typical_lengths(model: str, dataset: str | None, sample: int = 256, seed: int = 0) -> tuple[int, int]:
+    """(document, query) tokens per text as the encoder sees them (prefix, EOS, truncation): medians over the
+    dataset's corpus sample and queries; without a dataset, the maximum lengths."""
+    import statistics
+
+    from transformers import AutoTokenizer
+
+    from effir.encoder.model import tokenize
+
+    spec = resolve(model)
+    if not dataset:
+        return spec.passage_max_length, spec.query_max_length
+    tok = AutoTokenizer.from_pretrained(spec.path)
+    ds = BeirDataset(dataset)
+    docs = sample_texts(ds.corpus(), sample, seed)
+    queries = list(ds.queries().values())
+    return (int(statistics.median(map(len, tokenize(tok, spec, docs, "passage")))),
+            int(statistics.median(map(len, tokenize(tok, spec, queries, "query")))))
+
+
+def plan_cut(model: str, scores: dict, target_speedup: float | None = None, n_drop: int | None = None,
+             reduction: float = 0.0, dataset: str | None = None):
+    """A `plan.Plan`: the cut reaching `target_speedup` with the least importance removed, or the given cut."""
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    from effir.compression import plan
+    from effir.compression.info import flops_by_part
+
+    spec = resolve(model)
+    with torch.device("meta"):  # FLOPs need shapes only
+        net = AutoModel.from_config(AutoConfig.from_pretrained(spec.path))
+    architecture.apply_structure(net, spec.dropped_mlp, spec.dropped_attn, spec.mlp_widths, spec.low_rank)
+    doc_len, query_len = typical_lengths(model, dataset)
+    doc_parts, query_parts = flops_by_part(net, doc_len), flops_by_part(net, query_len)
+    if target_speedup:
+        return plan.plan_for_target(scores, doc_parts, query_parts, target_speedup, doc_len, query_len)
+    return plan.plan_for_cut(scores, doc_parts, query_parts, n_drop or 0, reduction, doc_len, query_len)
 
 
 def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float = 0.5, reduction: float = 0.3,
                  split: str = "train", title_body: list[str] = (), title_body_limit: int = 2000,
                  cfg: TrainConfig | None = None, slim_cfg: TrainConfig | None = None, calibration: int = 256,
-                 passage_max_length: int | None = None, device: str = "cpu") -> dict:
-    """analyze → drop → train → slim → train; every intermediate folder is kept under `out`."""
+                 passage_max_length: int | None = None, device: str = "cpu", target_speedup: float | None = None,
+                 importance: str | None = None) -> dict:
+    """analyze → plan → drop → slim → train (the paper's order); every intermediate folder is kept under `out`.
+
+    The cut is `drop_fraction` of the MLP sublayers and `reduction` of the remaining width, or, with
+    `target_speedup`, the plan that reaches it with the least importance removed (`plan.py`)."""
     out = Path(out)
     cfg = cfg or TrainConfig()
     slim_cfg = slim_cfg or replace(cfg, lr=0.05, lora=False)
-    texts = calibration_texts(dataset=dataset, n=calibration)
-    scores = analyze(model, out / "0-analyze", texts, device=device)
-    n_layers = len(scores["mlp"])
-    n_drop = int(round(drop_fraction * n_layers))
+    if importance:
+        scores = json.loads(Path(importance).read_text())
+    elif (out / "0-analyze" / "importance.json").exists():
+        scores = json.loads((out / "0-analyze" / "importance.json").read_text())
+    else:
+        scores = analyze(model, out / "0-analyze", calibration_texts(dataset=dataset, n=calibration), device=device)
+    n_drop = int(round(drop_fraction * sum(s is not None for s in scores["mlp"])))
+    chosen = plan_cut(model, scores, target_speedup, n_drop, reduction, dataset)
+    write_json(out / "plan.json", chosen.to_json())
     examples = training_examples(dataset, split, list(title_body), title_body_limit, out / "data")
-    steps = {}
+    steps = {"drop": str(out / "1-drop")}
     if not (out / "1-drop" / "effir.json").exists():
-        drop(model, out / "1-drop", scores, n_mlp=n_drop, device=device)
-    steps["drop"] = str(out / "1-drop")
-    if not (out / "2-drop-train" / "effir.json").exists():
-        finetune(str(out / "1-drop"), out / "2-drop-train", examples, cfg, out / "work-2",
+        drop(model, out / "1-drop", scores, mlp_layers=chosen.dropped_mlp, device=device)
+    if chosen.reduction:
+        steps["slim"] = str(out / "2-slim")
+        if not (out / "2-slim" / "effir.json").exists():
+            slim(steps["drop"], out / "2-slim", examples, chosen.reduction, slim_cfg, out / "work-2",
                  passage_max_length=passage_max_length, device=device)
-    steps["drop_train"] = str(out / "2-drop-train")
-    if not (out / "3-slim" / "effir.json").exists():
-        slim(str(out / "2-drop-train"), out / "3-slim", examples, reduction, slim_cfg, out / "work-3",
-             passage_max_length=passage_max_length, device=device)
-    steps["slim"] = str(out / "3-slim")
-    if not (out / "4-final" / "effir.json").exists():
-        finetune(str(out / "3-slim"), out / "4-final", examples, cfg, out / "work-4",
+    steps["final"] = str(out / "3-final")
+    if not (out / "3-final" / "effir.json").exists():
+        finetune(steps.get("slim", steps["drop"]), out / "3-final", examples, cfg, out / "work-3",
                  passage_max_length=passage_max_length, device=device)
-    steps["final"] = str(out / "4-final")
-    write_json(out / "recipe.json", {"model": model, "dataset": dataset, "drop_fraction": drop_fraction,
-                                      "dropped_mlp": n_drop, "reduction": reduction, "steps": steps,
+    write_json(out / "recipe.json", {"model": model, "dataset": dataset, "plan": chosen.to_json(), "steps": steps,
                                       "train": asdict(cfg), "slim": asdict(slim_cfg)})
     return steps
 
@@ -180,7 +240,7 @@ def _copy_folder(spec, out, history: list, extra_files: dict | None = None, **fi
     with atomic_path(out) as tmp:
         shutil.copytree(spec.path, tmp, ignore=shutil.ignore_patterns("*.tmp", SHADOW_WEIGHTS))
         meta = json.loads((tmp / EFFIR_JSON).read_text()) if (tmp / EFFIR_JSON).exists() else spec.to_effir_json()
-        meta.update(fields, history=spec.extra.get("history", []) + history)
+        meta.update(fields, made_from=spec.path, history=spec.extra.get("history", []) + history)
         (tmp / EFFIR_JSON).write_text(json.dumps(meta, indent=2) + "\n")
         for name, write in (extra_files or {}).items():
             write(tmp / name)

@@ -8,7 +8,9 @@ fine-tuning; optional distillation towards a teacher's embeddings; checkpoints e
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +21,9 @@ from tqdm import tqdm
 
 from effir.encoder.model import embed
 
+logger = logging.getLogger(__name__)
+
+ADAPTER_DIR = "adapter"   # the LoRA adapter, saved before it is merged
 LORA_TARGETS = {"llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
                 "bert": ["query", "key", "value", "dense"]}
 
@@ -62,6 +67,25 @@ def _batches(examples, cfg: TrainConfig, epoch: int):
         yield queries, passages
 
 
+def run_key(cfg: TrainConfig, examples, spec) -> str:
+    """What a checkpoint must have been made from to be resumed: config, training data and starting model."""
+    from effir.encoder.model import model_fingerprint
+
+    h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
+    for e in examples:
+        h.update(json.dumps([e.query, e.positive, e.negatives]).encode())
+    h.update(model_fingerprint(spec).encode())
+    return h.hexdigest()[:16]
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    """Written beside and renamed over: a kill mid-write leaves the previous checkpoint whole."""
+    from effir.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
 def wrap_lora(model, cfg: TrainConfig):
     from peft import LoraConfig, get_peft_model
 
@@ -101,18 +125,22 @@ def train(model, tokenizer, spec, examples, cfg: TrainConfig, work: str | Path, 
         optimizer, lambda s: min(1.0, (s + 1) / max(1, total // 10)) * max(0.0, (total - s) / total))
     ckpt_path, log_path = work / "checkpoint.pt", work / "log.jsonl"
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    key = run_key(cfg, examples, spec)
     step = 0
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
-        if ckpt["config"] == asdict(cfg) and set(ckpt["trainable"]) == set(trainable):
+        if ckpt.get("key") == key and set(ckpt["trainable"]) == set(trainable):
             with torch.no_grad():
                 for n, t in ckpt["trainable"].items():
                     trainable[n].copy_(t)
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
             step = ckpt["step"]
-    if step == 0 and log_path.exists():
-        log_path.unlink()  # a fresh start: the loss log restarts too
+        else:
+            logger.warning("%s was made from another config, data or model: training starts afresh", ckpt_path)
+    if log_path.exists():  # keep the log in step with the checkpoint: lines past it were never checkpointed
+        kept = [line for line in log_path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        log_path.write_text("".join(line + "\n" for line in kept))
     tok = Encoder(spec, model=model, tokenizer=tokenizer, device=device)
     pad = tokenizer.pad_token_id
     model.train()
@@ -153,14 +181,15 @@ def train(model, tokenizer, spec, examples, cfg: TrainConfig, work: str | Path, 
             bar.set_postfix(loss=f"{figures['loss']:.3f}")
             bar.update(1)
             if done % cfg.checkpoint_every == 0 or done == total:
-                torch.save({"step": done, "config": asdict(cfg), "optimizer": optimizer.state_dict(),
-                            "scheduler": scheduler.state_dict(),
-                            "trainable": {n: t.detach().clone() for n, t in trainable.items()}}, ckpt_path)
+                _save_checkpoint(ckpt_path, {"step": done, "key": key, "config": asdict(cfg),
+                                             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                             "trainable": {n: t.detach().clone() for n, t in trainable.items()}})
         epoch += 1
     bar.close()
     log.close()
     model.eval()
     if cfg.lora and hasattr(model, "merge_and_unload"):
+        model.save_pretrained(work / ADAPTER_DIR)
         model = model.merge_and_unload()
     for p in model.parameters():
         p.requires_grad_(False)

@@ -18,7 +18,8 @@ from effir.options import friendly_errors
 
 
 def _system_kind(spec) -> str:
-    modified = spec.is_compressed or spec.extra.get("quantization") or spec.extra.get("sparsity")
+    modified = (spec.is_compressed or spec.extra.get("quantization") or spec.extra.get("sparsity")
+                or spec.extra.get("shadow"))
     return "compressed" if modified else "full"
 
 
@@ -81,37 +82,68 @@ def dense_system(system: str, dataset, out: Path, split: str, factory: str, enco
             "end_to_end_s": r["end_to_end_s"], "per_query": r["per_query"]}
 
 
-def interleaved_timing(encoders: dict, docs: list[str], queries: list[str], rounds: int, progress=True) -> dict:
-    """name -> {"doc_encode_s": median, "query_encode_s": median} over `rounds`, after one warm-up round."""
-    times = {name: {"doc": [], "query": []} for name in encoders}
-    warm_docs = docs[: max(1, len(docs) // 8)]
-    for enc in encoders.values():  # warm-up: allocator, kernels, caches
-        enc.encode(warm_docs)
-        enc.encode(queries[:4], side="query")
-    for r in range(rounds):
-        order = list(encoders) if r % 2 == 0 else list(reversed(encoders))  # A B C, C B A, ...
-        for name in order:
-            enc = encoders[name]
-            t0 = time.perf_counter()
-            enc.encode(docs)
-            t1 = time.perf_counter()
-            for q in queries:  # one query at a time: online latency
-                enc.encode([q], side="query")
-            t2 = time.perf_counter()
-            times[name]["doc"].append(t1 - t0)
-            times[name]["query"].append(t2 - t1)
-        if progress:
-            click.echo(f"timing round {r + 1}/{rounds}: " + ", ".join(
-                f"{n} {times[n]['doc'][-1]:.1f}s" for n in encoders), err=True)
-    return {name: {"doc_encode_s": round(statistics.median(t["doc"]), 4),
-                   "query_encode_s": round(statistics.median(t["query"]), 4),
-                   "doc_encode_rounds": [round(x, 4) for x in t["doc"]],
-                   "query_encode_rounds": [round(x, 4) for x in t["query"]]} for name, t in times.items()}
+def parse_systems(systems: list[str]) -> list[tuple[str, str]]:
+    """["name=model" | "model"] -> [(name, model)]; names must be unique (they name the runs' folders)."""
+    out = []
+    for item in systems:
+        name, sep, model = item.partition("=")
+        out.append((name, model) if sep else (_safe_name(item), item))
+    names = [n for n, _ in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise click.UsageError(f"--systems: two systems named {dupes}; label them, e.g. a=path/one,b=path/two")
+    return out
+
+
+def _trained(spec) -> str:
+    runs = [h for h in spec.extra.get("history", []) if h.get("step") == "train"]
+    if not runs:
+        return "none"
+    h = runs[-1]
+    cfg = h.get("config", {})
+    steps = h.get("steps_run") or cfg.get("max_steps") or f"{cfg.get('epochs')} epoch(s)"
+    how = f"LoRA r{cfg.get('lora_r')}" if cfg.get("lora") else "full"
+    return f"{steps} steps, {how}, {h.get('examples')} examples"
+
+
+def check_parents(names: list[str], explicit: dict[str, str]) -> None:
+    """Before any work: every --parent names two systems of the run."""
+    for child, parent in explicit.items():
+        if child not in names:
+            raise click.UsageError(f"--parent {child}={parent}: {child!r} is not one of the systems {sorted(names)}")
+        if parent not in names:
+            raise click.UsageError(f"--parent {child}={parent}: the parent {parent!r} of {child!r} is not in this "
+                                   f"run; add it to --systems")
+
+
+def resolve_parents(rows: list[dict], explicit: dict[str, str]) -> None:
+    """Each row's `parent`: the --parent given for it, else the nearest system in the run it was made from."""
+    by_path = {_canonical(r["model"]): r["name"] for r in rows if r.get("model")}
+    for r in rows:
+        r["parent"] = explicit.get(r["name"])
+        source = r.pop("made_from", None)
+        while r["parent"] is None and source:
+            r["parent"] = by_path.get(_canonical(source))
+            source = _made_from(source)
+
+
+def _canonical(path: str) -> str:
+    return str(Path(path).resolve()) if Path(path).exists() else path
+
+
+def _made_from(path: str) -> str | None:
+    import json
+
+    meta = Path(path) / "effir.json"
+    return json.loads(meta.read_text()).get("made_from") if meta.exists() else None
 
 
 def run_bench(dataset, systems: list[str], out: Path, split: str = "test", factory: str = "Flat",
-              timing_docs: int = 256, timing_queries: int = 100, rounds: int = 3, reference: str | None = None,
-              seed: int = 0, work: Path | None = None) -> dict:
+              timing_docs: int = 256, timing_queries: int = 100, rounds: int = 5, reference: str | None = None,
+              seed: int = 0, work: Path | None = None, parents: dict[str, str] | None = None,
+              control: bool = False, query_batch: int = 32) -> dict:
+    from effir import speed
+    from effir.compression.info import flops_per_token
     from effir.compression.steps import analyze
     from effir.data import BeirDataset, sample_texts
     from effir.device import describe_machine
@@ -124,121 +156,118 @@ def run_bench(dataset, systems: list[str], out: Path, split: str = "test", facto
     work = Path(work) if work else out / "systems"
     ds = BeirDataset(dataset)
     rows, encoders = [], {}
-    for system in systems:
+    named = parse_systems(systems)
+    check_parents([n for n, _ in named], parents or {})
+    for name, system in named:
         if system == "bm25":
             click.echo("== bm25", err=True)
             rows.append(bm25_system(dataset, work / ds.name / "bm25", split))
             continue
         spec = resolve(system)
-        spec.name = _safe_name(system)
-        click.echo(f"== {spec.name}", err=True)
+        spec.name = name
+        click.echo(f"== {name}", err=True)
         enc = Encoder(spec)
-        encoders[spec.name] = enc
-        rows.append(dense_system(system, dataset, work / ds.name / spec.name, split, factory, enc))
+        encoders[name] = enc
+        row = dense_system(system, dataset, work / ds.name / name, split, factory, enc)
+        row.update(trained=_trained(spec), made_from=spec.extra.get("made_from"))
+        rows.append(row)
     by_name = {r["name"]: r for r in rows}
     ref = reference or next((r["name"] for r in rows if r["kind"] == "full"), None)
     if ref is not None and ref not in by_name:
-        raise click.ClickException(f"--reference {ref!r} is not one of the systems {list(by_name)}")
+        raise click.UsageError(f"--reference {ref!r} is not one of the systems {list(by_name)}")
+    resolve_parents(rows, parents or {})
 
-    timing = {}
+    timing, control_row = {}, None
+    rng = random.Random(seed)
+    doc_sample = [d.contents for d in rng.sample(list(ds.corpus()), min(timing_docs, ds.corpus().count))]
+    query_sample = rng.sample(list(ds.queries().values()), min(timing_queries, len(ds.queries())))
     if encoders:
-        rng = random.Random(seed)
-        corpus = list(ds.corpus())
-        queries = list(ds.queries().values())
-        doc_sample = [d.contents for d in rng.sample(corpus, min(timing_docs, len(corpus)))]
-        query_sample = rng.sample(queries, min(timing_queries, len(queries)))
-        timing = interleaved_timing(encoders, doc_sample, query_sample, rounds)
+        timed = dict(encoders)
+        if control and ref in encoders:  # the reference once more, as a second system: must read 1.00x
+            timed[f"{ref}-control"] = Encoder(encoders[ref].spec)
+        timing = speed.figures(speed.interleaved_timing(timed, doc_sample, query_sample, rounds, query_batch),
+                               ref if ref in encoders else None, len(doc_sample))
+        if control and ref in encoders:
+            control_row = speed.control_verdict(timing[f"{ref}-control"])
+    lengths = _median_lengths(encoders[ref], doc_sample, query_sample) if ref in encoders else None
 
     for r in rows:
-        t = timing.get(r["name"])
-        r["doc_encode_s"] = t["doc_encode_s"] if t else None
-        r["query_encode_s"] = t["query_encode_s"] if t else None
-        if t:
-            r["docs_per_s"] = round(len(doc_sample) / t["doc_encode_s"], 2)
-        rt = timing.get(ref) if ref else None
-        r["doc_speedup"] = round(rt["doc_encode_s"] / t["doc_encode_s"], 3) if t and rt else None
-        r["query_speedup"] = round(rt["query_encode_s"] / t["query_encode_s"], 3) if t and rt else None
+        r.update(timing.get(r["name"], {}))
+        for key in ("doc_encode_s", "query_encode_s", "doc_speedup", "query_speedup", "params",
+                    "params_non_embedding", "flops_per_token", "model_bytes", "parent", "trained"):
+            r.setdefault(key, None)
         r["p_value_vs_full"] = (compare(r["per_query"], by_name[ref]["per_query"])["p_randomization"]
                                 if ref and r["name"] != ref else None)
-        for key in ("params", "params_non_embedding", "flops_per_token", "model_bytes"):
-            r.setdefault(key, None)
-        if ref and r.get("flops_per_token") and by_name[ref].get("flops_per_token"):
-            r["flops_ratio"] = round(by_name[ref]["flops_per_token"] / r["flops_per_token"], 3)
+        parent = by_name.get(r["parent"])
+        r["retention"] = round(r["ndcg@10"] / parent["ndcg@10"], 4) if parent and parent["ndcg@10"] else None
+        r["p_value_vs_parent"] = compare(r["per_query"], parent["per_query"])["p_randomization"] if parent else None
+        if lengths and r["name"] in encoders and r["name"] != ref:
+            model, ref_model = encoders[r["name"]].model, encoders[ref].model
+            r["flops_ratio"] = round(flops_per_token(ref_model, lengths[0]) / flops_per_token(model, lengths[0]), 3)
+            r["query_flops_ratio"] = round(flops_per_token(ref_model, lengths[1]) / flops_per_token(model, lengths[1]), 3)
+        elif r["name"] == ref:
+            r["flops_ratio"] = r["query_flops_ratio"] = 1.0
 
     importance_png = None
-    if ref:
+    if ref in encoders:
         analyze(encoders[ref].spec.path, out / "importance", sample_texts(ds.corpus(), 256, seed))
         importance_png = "importance/importance.png"
 
     result = {"dataset": ds.name, "split": split, "factory": factory, "reference": ref,
               "machine": describe_machine(),
-              "timing": {"docs": min(timing_docs, ds.corpus().count) if encoders else 0,
-                         "queries": len(query_sample) if encoders else 0, "rounds": rounds,
-                         "order": "alternating A B C / C B A after one warm-up round; medians",
+              "timing": {"docs": len(doc_sample) if encoders else 0, "queries": len(query_sample) if encoders else 0,
+                         "rounds": rounds, "query_batch": query_batch,
+                         "median_tokens": {"doc": lengths[0], "query": lengths[1]} if lengths else None,
+                         "order": "alternating A B C / C B A after one warm-up round; medians of per-round ratios",
+                         "control": control_row,
                          "precision": "fp16" if any(e.device.startswith("cuda") for e in encoders.values()) else "fp32"},
               "systems": rows}
     report.write_report(result, out, importance_png=importance_png)
     return result
 
 
+def _median_lengths(encoder, docs: list[str], queries: list[str]) -> tuple[int, int]:
+    """Median tokens per document and per query as the reference encoder sees them: the FLOP model's lengths."""
+    return (int(statistics.median(map(len, encoder.tokenize(docs, "passage")))),
+            int(statistics.median(map(len, encoder.tokenize(queries, "query")))))
+
+
 @click.command("bench")
 @click.option("--dataset", required=True, type=click.Path(exists=True), help="BEIR dataset folder")
 @click.option("--systems", default="bm25,minilm", show_default=True,
-              help="comma-separated: bm25, registry names, model folders (full or compressed)")
+              help="comma-separated: bm25, registry names, model folders (full or compressed); NAME=MODEL labels one")
 @click.option("--out", required=True, type=click.Path())
 @click.option("--split", default="test", show_default=True)
 @click.option("--factory", default="Flat", show_default=True)
-@click.option("--reference", default=None, help="system the speedups and p-values are against (default: first full model)")
+@click.option("--reference", default=None, help="system the speedups are against (default: first full model)")
+@click.option("--parent", "parents", multiple=True, metavar="CHILD=PARENT",
+              help="the system CHILD was made from (retention and p-value against it); default: read from effir.json")
 @click.option("--timing-docs", default=256, show_default=True, help="documents in the interleaved timing sample")
 @click.option("--timing-queries", default=100, show_default=True)
-@click.option("--rounds", default=3, show_default=True, help="timing rounds (medians)")
+@click.option("--query-batch", default=32, show_default=True, help="batch size of the batched query timing")
+@click.option("--rounds", default=5, show_default=True, help="timing rounds (medians of per-round ratios)")
+@click.option("--control", is_flag=True, help="also time the reference as a second system: must read 1.00x ± 0.05")
 @click.option("--work", type=click.Path(), default=None,
               help="where each system's shards, index and run go (default OUT/systems); share it between benches "
                    "to reuse finished stages")
 @click.option("--threads", type=int, default=None)
 @friendly_errors
-def bench_cmd(dataset, systems, out, split, factory, reference, timing_docs, timing_queries, rounds, work, threads):
+def bench_cmd(dataset, systems, out, split, factory, reference, parents, timing_docs, timing_queries, query_batch,
+              rounds, control, work, threads):
     """Full versus compressed: quality, model cost, interleaved speed, index cost -> report.md/json + plots."""
     from effir.device import configure_threads
     from effir.eval.report import terminal_table
 
-    configure_threads(threads)
+    pairs = {}
+    for item in parents:
+        child, sep, parent = item.partition("=")
+        if not sep or not child or not parent:
+            raise click.UsageError(f"--parent {item!r}: expected CHILD=PARENT")
+        pairs[child] = parent
+    n = configure_threads(threads)
+    click.echo(f"{n} threads", err=True)
     result = run_bench(dataset, [s.strip() for s in systems.split(",") if s.strip()], Path(out), split, factory,
-                       timing_docs, timing_queries, rounds, reference, work=work)
+                       timing_docs, timing_queries, rounds, reference, work=work, parents=pairs, control=control,
+                       query_batch=query_batch)
     click.echo(terminal_table(result))
     click.echo(f"-> {out}/report.md, {out}/report.json")
-
-
-BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
-
-
-@click.command("download")
-@click.argument("name")
-@click.option("--out", default="data/beir", show_default=True, type=click.Path())
-@friendly_errors
-def download_cmd(name, out):
-    """Fetch a BEIR dataset (public zip) into OUT/NAME."""
-    import io
-    import shutil
-    import urllib.error
-    import urllib.request
-    import zipfile
-
-    from effir.files import atomic_path
-
-    url = BEIR_URL.format(name=name)
-    target = Path(out) / name
-    if (target / "corpus.jsonl").exists():
-        click.echo(f"{target} already present")
-        return
-    try:
-        with urllib.request.urlopen(url, timeout=60) as resp:
-            data = resp.read()
-    except (urllib.error.URLError, TimeoutError, OSError) as e:
-        raise click.ClickException(f"cannot download {url}: {e}. Without network access, copy the BEIR folder "
-                                   f"(corpus.jsonl, queries.jsonl, qrels/) to {target} yourself.") from e
-    with atomic_path(target) as tmp, zipfile.ZipFile(io.BytesIO(data)) as zf:
-        zf.extractall(tmp.parent / (tmp.name + "-unzip"))
-        shutil.move(str(tmp.parent / (tmp.name + "-unzip") / name), tmp)
-        shutil.rmtree(tmp.parent / (tmp.name + "-unzip"))
-    click.echo(f"-> {target}")

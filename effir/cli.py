@@ -17,6 +17,12 @@ def main():
     """effir: EffiR-compressed dense retrievers, from a BEIR corpus to nDCG@10."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.getLogger("transformers").setLevel(logging.ERROR)
+    log = logging.getLogger("effir")  # library code logs; the CLI shows effir's own messages on stderr
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
     warnings.filterwarnings("ignore", category=FutureWarning)
 
 
@@ -52,7 +58,8 @@ def _mount():
     from effir.eval.cli import eval_cmd
     from effir.index.cli import index_cmd
     from effir.search.cli import bm25_cmd, search_cmd
-    from effir.bench import bench_cmd, download_cmd
+    from effir.bench import bench_cmd
+    from effir.download import download_cmd
 
     for cmd in (encode_cmd, index_cmd, search_cmd, bm25_cmd, eval_cmd, compress, bench_cmd, download_cmd):
         main.add_command(cmd)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 EFFIR_JSON = "effir.json"
 POOLINGS = ("mean", "cls", "last")
+LLM_QUERY_INSTRUCTION = "<instruct>Given a query, retrieve relevant passages that answer the query.\n<query>"
 
 
 @dataclass
@@ -98,8 +99,10 @@ def _smollm2_path() -> str:
 REGISTRY = {
     "minilm": dict(path=_minilm_path, pooling="mean", query_max_length=256, passage_max_length=256,
                    extra={"base_model": "sentence-transformers/all-MiniLM-L6-v2"}),
-    "smollm2-135m": dict(path=_smollm2_path, pooling="last", append_eos=True, query_prefix="query: ",
-                         passage_prefix="passage: ", query_max_length=128, passage_max_length=256,
+    # encoded as the EffiR paper's released evaluation script does: an instruction before queries, none before
+    # documents, EOS appended, last-token pooling
+    "smollm2-135m": dict(path=_smollm2_path, pooling="last", append_eos=True, query_prefix=LLM_QUERY_INSTRUCTION,
+                         passage_prefix="", query_max_length=128, passage_max_length=256,
                          extra={"base_model": "HuggingFaceTB/SmolLM2-135M-Instruct"}),
 }
 

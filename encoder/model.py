@@ -17,9 +17,9 @@ from effir.models import ModelSpec
 
 
 def _state_dict_files(folder: Path) -> list[Path]:
-    from effir.compression.shadow import SHADOW_WEIGHTS  # the contextual-sparsity predictor, loaded on its own
-
-    files = sorted(f for f in folder.glob("*.safetensors") if f.name != SHADOW_WEIGHTS)
+    """Hugging Face's weight files (model.safetensors, model-0000N-of-0000M.safetensors); the pieces other steps
+    keep beside them (a predictor, kept channels) are theirs to load."""
+    files = sorted(folder.glob("model*.safetensors"))
     if not files:
         raise FileNotFoundError(f"{folder}: no .safetensors weights")
     return files
@@ -101,6 +101,20 @@ def model_fingerprint(spec: ModelSpec) -> str:
     return h.hexdigest()[:16]
 
 
+def tokenize(tokenizer, spec: ModelSpec, texts: list[str], side: str = "passage",
+             max_length: int | None = None) -> list[list[int]]:
+    """The one tokenisation, for encoding, training and calibration alike: the side's prefix, truncation to the
+    side's maximum length (or `max_length`), and the EOS token appended when the model pools it."""
+    prefix = spec.query_prefix if side == "query" else spec.passage_prefix
+    max_len = max_length or (spec.query_max_length if side == "query" else spec.passage_max_length)
+    eos = tokenizer.eos_token_id if spec.append_eos else None
+    ids = tokenizer([prefix + t for t in texts], add_special_tokens=True, truncation=True,
+                    max_length=max_len - (eos is not None))["input_ids"]
+    if eos is not None:
+        ids = [x if x and x[-1] == eos else x + [eos] for x in ids]
+    return ids
+
+
 def pad_batch(ids: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad token id lists to the longest: (input_ids, attention_mask)."""
     width = max(len(x) for x in ids)
@@ -139,15 +153,7 @@ class Encoder:
         return self.model.config.hidden_size
 
     def tokenize(self, texts: list[str], side: str) -> list[list[int]]:
-        spec = self.spec
-        prefix = spec.query_prefix if side == "query" else spec.passage_prefix
-        max_len = spec.query_max_length if side == "query" else spec.passage_max_length
-        eos = self.tokenizer.eos_token_id if spec.append_eos else None
-        ids = self.tokenizer([prefix + t for t in texts], add_special_tokens=True, truncation=True,
-                             max_length=max_len - (eos is not None))["input_ids"]
-        if eos is not None:
-            ids = [x if x and x[-1] == eos else x + [eos] for x in ids]
-        return ids
+        return tokenize(self.tokenizer, self.spec, texts, side)
 
     def batches(self, lengths: list[int]) -> list[list[int]]:
         """Indices grouped longest-first so each batch pads to nearly its own length."""

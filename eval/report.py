@@ -6,10 +6,10 @@ from pathlib import Path
 
 from effir.files import write_json, write_text
 
-SCHEMA_KEYS = ("name", "kind", "model", "ndcg@10", "recall@100", "mrr@10", "p_value_vs_full", "params",
-               "params_non_embedding", "flops_per_token", "model_bytes", "doc_encode_s", "query_encode_s",
-               "doc_speedup", "query_speedup", "index_build_s", "index_bytes", "bytes_per_vector",
-               "search_p50_ms", "search_p95_ms", "end_to_end_s")
+SCHEMA_KEYS = ("name", "kind", "model", "parent", "trained", "ndcg@10", "recall@100", "mrr@10", "retention",
+               "p_value_vs_parent", "p_value_vs_full", "params", "params_non_embedding", "flops_per_token",
+               "model_bytes", "doc_encode_s", "query_encode_s", "doc_speedup", "query_speedup", "index_build_s",
+               "index_bytes", "bytes_per_vector", "search_p50_ms", "search_p95_ms", "end_to_end_s")
 
 
 def _fmt(v, spec=""):
@@ -34,6 +34,23 @@ def terminal_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _speed(r: dict, task: str) -> str:
+    if r.get(f"{task}_speedup") is None:
+        return "–"
+    lo, hi = r[f"{task}_speedup_range"]
+    return f"{r[f'{task}_speedup']:.2f}× ({lo:.2f}–{hi:.2f})"
+
+
+def _control_line(t: dict) -> list[str]:
+    c = t.get("control")
+    if not c:
+        return []
+    verdict = "within" if c["ok"] else "OUTSIDE — the speed figures of this run are not reliable"
+    return [f"Control pair (the reference timed twice, as two systems): documents {c['doc']:.2f}×, queries "
+            f"{c['query']:.2f}× one at a time, {c['query_batch']:.2f}× in batches; {verdict} 1.00 ± "
+            f"{c['tolerance']:.2f}.", ""]
+
+
 def markdown(result: dict, importance_png: str | None) -> str:
     m, t = result["machine"], result["timing"]
     rows = result["systems"]
@@ -42,25 +59,34 @@ def markdown(result: dict, importance_png: str | None) -> str:
                f"transformers {m['transformers']}, faiss {m['faiss']}. Precision: {t['precision']}. "
                f"Index: FAISS `{result['factory']}`. Reference for speedups and p-values: `{result['reference']}`.")
     out += ["", "## Quality", "",
-            "| system | kind | nDCG@10 | R@100 | MRR@10 | p vs reference (randomization, nDCG@10) |",
-            "|---|---|---:|---:|---:|---:|"]
+            "Retention is nDCG@10 as a share of the parent's (the system it was made from, or trained like); the "
+            "p-values are paired randomization tests on per-query nDCG@10.", "",
+            "| system | kind | parent | trained | nDCG@10 | R@100 | MRR@10 | retention | p vs parent | p vs reference |",
+            "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        out.append(f"| {r['name']} | {r['kind']} | {r['ndcg@10']:.4f} | {r['recall@100']:.4f} | {r['mrr@10']:.4f} | "
-                   f"{_fmt(r['p_value_vs_full'], '.4f')} |")
+        out.append(f"| {r['name']} | {r['kind']} | {_fmt(r.get('parent'))} | {_fmt(r.get('trained'))} | "
+                   f"{r['ndcg@10']:.4f} | {r['recall@100']:.4f} | {r['mrr@10']:.4f} | "
+                   f"{_fmt(r.get('retention') and 100 * r['retention'], '.1f')}{'%' if r.get('retention') else ''} | "
+                   f"{_fmt(r.get('p_value_vs_parent'), '.4f')} | {_fmt(r['p_value_vs_full'], '.4f')} |")
+    lengths = t.get("median_tokens") or {}
     out += ["", "## Model cost and speed", "",
-            f"Speed: {t['docs']} documents and {t['queries']} queries (one at a time) encoded by every system in "
-            f"{t['rounds']} interleaved rounds after a warm-up ({t['order']}); speedups are ratios of medians "
-            "from that one run.", "",
-            "| system | params | non-emb. params | FLOPs/token | FLOP ratio | model MB | doc encode s | docs/s | "
-            "doc speedup | query encode s | query speedup |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            f"Speed: {t['docs']} documents, {t['queries']} queries one at a time and the same queries in batches of "
+            f"{t.get('query_batch', '–')}, encoded by every system in {t['rounds']} interleaved rounds after a "
+            f"warm-up ({t['order']}); each speedup is the median of the per-round ratios, (min–max) over rounds. "
+            f"FLOP ratios are analytic, at the median lengths of the timing sample ({lengths.get('doc', '–')} "
+            f"document tokens, {lengths.get('query', '–')} query tokens); realised = doc speedup / FLOP ratio.", ""]
+    out += _control_line(t)
+    out += ["| system | params | non-emb. params | model MB | FLOP ratio doc / query | docs/s | doc speedup | "
+            "realised | query speedup (1 at a time) | query speedup (batched) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        if r["kind"] == "bm25":
+        if r["kind"] == "bm25" or r.get("doc_encode_s") is None:
             continue
-        out.append(f"| {r['name']} | {r['params']:,} | {r['params_non_embedding']:,} | {r['flops_per_token']:,} | "
-                   f"{_fmt(r.get('flops_ratio'), '.2f')}× | {r['model_bytes'] / 1e6:.1f} | {r['doc_encode_s']:.2f} | "
-                   f"{r['docs_per_s']:.1f} | {r['doc_speedup']:.2f}× | {r['query_encode_s']:.2f} | "
-                   f"{r['query_speedup']:.2f}× |")
+        realised = r["doc_speedup"] / r["flops_ratio"] if r.get("flops_ratio") and r.get("doc_speedup") else None
+        out.append(f"| {r['name']} | {r['params']:,} | {r['params_non_embedding']:,} | {r['model_bytes'] / 1e6:.1f} | "
+                   f"{_fmt(r.get('flops_ratio'), '.2f')}× / {_fmt(r.get('query_flops_ratio'), '.2f')}× | "
+                   f"{r['docs_per_s']:.1f} | {_speed(r, 'doc')} | {_fmt(realised and 100 * realised, '.0f')}% | "
+                   f"{_speed(r, 'query')} | {_speed(r, 'query_batch')} |")
     out += ["", "## Index and search", "",
             "| system | index build s | index MB | bytes/vector | build RSS rise MB | search p50 ms | search p95 ms | "
             "end-to-end s |", "|---|---:|---:|---:|---:|---:|---:|---:|"]

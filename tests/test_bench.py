@@ -27,33 +27,53 @@ def dataset200(tmp_path):
 
 
 def test_bench_report(tmp_path, dataset200, tiny_bert):
-    from effir.compression.steps import drop
+    from effir.compression.steps import drop, finetune
+    from effir.compression.pairs import Example
+    from effir.compression.train import TrainConfig
 
+    # a trained parent and a compressed child of it: retention and p-values go against the parent
+    trained = tmp_path / "tiny-ft"
+    examples = [Example(f"topic {w}", f"a passage about {w}", []) for w in "abcdefgh"]
+    finetune(str(tiny_bert), trained, examples, TrainConfig(batch_size=4, max_steps=2, lr=1e-2), tmp_path / "w")
     compressed = tmp_path / "tiny-drop1"
-    drop(str(tiny_bert), compressed, None, mlp_layers=[1])
+    drop(str(trained), compressed, None, mlp_layers=[1])
     out = tmp_path / "bench"
-    args = ["bench", "--dataset", str(dataset200), "--systems", f"bm25,{tiny_bert},{compressed}", "--out", str(out),
-            "--timing-docs", "40", "--timing-queries", "5", "--rounds", "2"]
+    args = ["bench", "--dataset", str(dataset200), "--systems", f"bm25,full={tiny_bert},{trained},{compressed}",
+            "--out", str(out), "--timing-docs", "40", "--timing-queries", "5", "--rounds", "3", "--control",
+            "--query-batch", "2"]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     report = json.loads((out / "report.json").read_text())
     assert report["dataset"] == "d200" and {"cpu", "threads", "torch", "faiss", "transformers"} <= set(report["machine"])
     systems = {s["name"]: s for s in report["systems"]}
-    assert [s["kind"] for s in report["systems"]] == ["bm25", "full", "compressed"]
+    assert [s["kind"] for s in report["systems"]] == ["bm25", "full", "full", "compressed"]
     for s in report["systems"]:
         assert set(SCHEMA_KEYS) <= set(s)
         assert 0.0 <= s["ndcg@10"] <= 1.0 and s["queries"] == 20
-    bm25, full, comp = systems["bm25"], systems[tiny_bert.name], systems["tiny-drop1"]
+    bm25, full, ft, comp = systems["bm25"], systems["full"], systems["tiny-ft"], systems["tiny-drop1"]
     assert bm25["doc_encode_s"] is None and bm25["params"] is None and bm25["p_value_vs_full"] is not None
     assert full["doc_speedup"] == 1.0 and full["p_value_vs_full"] is None
-    assert comp["doc_speedup"] == pytest.approx(full["doc_encode_s"] / comp["doc_encode_s"], rel=1e-2)
-    assert comp["query_speedup"] == pytest.approx(full["query_encode_s"] / comp["query_encode_s"], rel=1e-2)
-    assert comp["params"] < full["params"] and comp["flops_per_token"] < full["flops_per_token"]
+    # each speedup is the median over rounds of the per-round ratio reference / system
+    for task in ("doc", "query", "query_batch"):
+        ratios = sorted(a / b for a, b in zip(full["rounds_s"][task], comp["rounds_s"][task]))
+        assert comp[f"{task}_speedup"] == pytest.approx(ratios[1], rel=1e-2)
+        assert comp[f"{task}_speedup_range"] == pytest.approx([ratios[0], ratios[-1]], rel=1e-2)
+    assert report["timing"]["control"]["tolerance"] == 0.05 and "full-control" not in systems
+    # parents: found through effir.json's made_from; none for the base model
+    assert (full["parent"], ft["parent"], comp["parent"]) == (None, "full", "tiny-ft")
+    assert comp["retention"] == pytest.approx(comp["ndcg@10"] / ft["ndcg@10"], abs=1e-4)
+    assert ft["trained"].startswith("2 steps") and full["trained"] == "none"
+    from effir.eval.significance import compare
+
+    per_query = json.loads((out / "per_query.json").read_text())
+    assert comp["p_value_vs_parent"] == compare(per_query["tiny-drop1"], per_query["tiny-ft"])["p_randomization"]
+    assert comp["params"] < ft["params"] and comp["flops_ratio"] > 1.0 and comp["query_flops_ratio"] > 1.0
     assert full["index_bytes"] == comp["index_bytes"]  # same dimension and count: same Flat index size
     meta = json.loads((out / "systems" / "d200" / "tiny-drop1" / "index" / "meta.json").read_text())
     assert meta["count"] == 200
     for f in ("report.md", "pareto.png", "importance/importance.png"):
         assert (out / f).stat().st_size > 0
+    assert "| tiny-drop1 | compressed | tiny-ft |" in (out / "report.md").read_text()
     # a rerun reuses the finished stages and reproduces the quality figures exactly
     stages = (out / "systems" / "d200" / "tiny-drop1" / "stages.json").read_text()
     r = CliRunner().invoke(main, args)
@@ -61,3 +81,15 @@ def test_bench_report(tmp_path, dataset200, tiny_bert):
     again = {s["name"]: s for s in json.loads((out / "report.json").read_text())["systems"]}
     assert all(again[n]["ndcg@10"] == systems[n]["ndcg@10"] for n in systems)
     assert (out / "systems" / "d200" / "tiny-drop1" / "stages.json").read_text() == stages
+
+
+def test_bench_refuses_a_parent_not_in_the_run(tmp_path, dataset200, tiny_bert):
+    r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", f"child={tiny_bert}",
+                                  "--parent", "child=missing", "--out", str(tmp_path / "b")])
+    assert r.exit_code == 2 and "'missing'" in r.output and "'child'" in r.output
+
+
+def test_bench_refuses_two_systems_with_one_name(tmp_path, dataset200, tiny_bert):
+    r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", f"{tiny_bert},{tiny_bert}",
+                                  "--out", str(tmp_path / "b")])
+    assert r.exit_code == 2 and "two systems named" in r.output

@@ -143,13 +143,17 @@ def test_slim_fold_is_exact(request, fixture):
         for z in gates.parameters():
             z.copy_(torch.randn_like(z))  # about half ≤ 0: those channels are off in the masked model too
     keep = sum(int((z > 0).sum()) for z in gates.parameters()) / sum(z.numel() for z in gates.parameters())
+    z = {i: g.detach().clone() for i, g in gates.z.items()}
     masked = _hidden(model, tok)
-    widths = gates.fold(keep_fraction=keep)
+    channels = gates.fold(keep_fraction=keep)
     sliced = _hidden(model, tok)
     torch.testing.assert_close(sliced, masked, atol=1e-5, rtol=1e-5)
-    for i, w in widths.items():
+    for i, (idx, scale) in channels.items():
         ins, out = architecture.mlp_linears(architecture.layers(model)[i])
+        w = len(idx)
         assert out.weight.shape[1] == w and all(lin.weight.shape[0] == w for lin in ins)
+        assert torch.equal(idx, torch.nonzero(z[i] > 0).flatten())  # exactly the open gates, in order
+        torch.testing.assert_close(scale, z[i][idx])
 
 
 def test_slim_cuts_requested_fraction(tiny_llama):
@@ -158,8 +162,8 @@ def test_slim_cuts_requested_fraction(tiny_llama):
     with torch.no_grad():
         for z in gates.parameters():
             z.copy_(torch.rand_like(z) + 0.1)
-    widths = gates.fold(keep_fraction=0.7)
-    assert sum(widths.values()) == round(0.7 * 4 * 64)
+    channels = gates.fold(keep_fraction=0.7)
+    assert sum(len(idx) for idx, _ in channels.values()) == round(0.7 * 4 * 64)
 
 
 def test_drop_cli_and_info(tmp_path, tiny_llama):
@@ -202,15 +206,21 @@ def test_lora_training_merges(tmp_path, tiny_llama):
 
 
 def test_effir_recipe_end_to_end(tmp_path, tiny_llama, tiny_dataset):
-    """analyze → drop → train → slim → train on a tiny model; every folder loads in the encoder."""
+    """analyze → plan → drop → slim → train on a tiny model; every folder loads in the encoder."""
+    from effir.compression.slim import CHANNELS_FILE, load_channels
     from effir.compression.steps import effir_recipe
     from effir.compression.train import TrainConfig
 
     steps = effir_recipe(str(tiny_llama), str(tiny_dataset), tmp_path / "r", drop_fraction=0.5, reduction=0.3,
-                         cfg=TrainConfig(batch_size=4, max_steps=2, lr=1e-3), calibration=8)
-    final = json.loads((tmp_path / "r" / "4-final" / "effir.json").read_text())
-    assert len(final["dropped_mlp"]) == 2
+                         cfg=TrainConfig(batch_size=4, max_steps=2, lr=1e-3, lora=True, lora_r=4), calibration=8)
+    final = json.loads((tmp_path / "r" / "3-final" / "effir.json").read_text())
+    scores = json.loads((tmp_path / "r" / "0-analyze" / "importance.json").read_text())
+    assert final["dropped_mlp"] == least_important(scores["mlp"], 2)
     assert sum(final["mlp_widths"].values()) == round(0.7 * 2 * 64)
-    assert [h["step"] for h in final["history"]] == ["drop", "train", "slim", "train"]
+    assert [h["step"] for h in final["history"]] == ["drop", "slim", "train"]
+    # the kept channels travel with the trained folder, and the LoRA adapter is kept beside the merged weights
+    channels = load_channels(tmp_path / "r" / "3-final" / CHANNELS_FILE)
+    assert {i: len(idx) for i, (idx, _) in channels.items()} == {int(k): v for k, v in final["mlp_widths"].items()}
+    assert (tmp_path / "r" / "3-final" / "adapter" / "adapter_config.json").exists()
     for path in steps.values():
         assert Encoder(resolve(path), device="cpu").encode(TEXTS)[0].shape == (len(TEXTS), 32)

@@ -1,0 +1,174 @@
+"""A trained system as the small pieces that rebuild it from its base model (what `models/<system>/` holds).
+
+    manifest.json          base model (registry name) and the checksum of its weights, the cut (dropped MLP
+                           sublayers, MLP widths), encoding settings, the command that made it, a training summary,
+                           figures, and the sha256 of every other file
+    adapter/               the LoRA adapter in fp16 (adapter_model.safetensors, adapter_config.json)
+    channels.safetensors   kept channel indices and folded scales of every slimmed MLP (slimmed systems only)
+    probe.safetensors      embeddings of fixed probe documents by the rebuilt model, with their ids in the manifest
+
+    rebuilt = merge(LoRA, slice(drop(base, D), kept channels, scales))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+
+from effir.compression.folder import save_model_folder
+from effir.compression.slim import CHANNELS_FILE, load_channels
+from effir.compression.train import ADAPTER_DIR
+from effir.encoder import architecture
+from effir.encoder.model import Encoder, load_model
+from effir.files import atomic_path, sha256_file
+from effir.models import ModelSpec, resolve
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+PROBE = "probe.safetensors"
+ENCODING_KEYS = ("pooling", "query_prefix", "passage_prefix", "query_max_length", "passage_max_length",
+                 "append_eos", "normalize")
+
+
+class ArtefactError(ValueError):
+    """A missing, tampered or mismatched artefact file."""
+
+
+def weights_checksum(model: torch.nn.Module) -> str:
+    """sha256 over the state dict's names and fp32 bytes: the same weights give the same sum, whatever file held them."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().to(torch.float32).contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _fp16_adapter(src: Path, dst: Path, base: str) -> None:
+    from safetensors.torch import load_file, save_file
+
+    dst.mkdir(parents=True)
+    state = {k: v.to(torch.float16).contiguous() for k, v in load_file(str(src / "adapter_model.safetensors")).items()}
+    save_file(state, str(dst / "adapter_model.safetensors"))
+    config = json.loads((src / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = base  # not the trainer's local path
+    (dst / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def _files(folder: Path) -> dict[str, str]:
+    return {str(f.relative_to(folder)): sha256_file(f) for f in sorted(folder.rglob("*"))
+            if f.is_file() and f.name != MANIFEST}
+
+
+def _base_model(base: str):
+    spec = resolve(base)
+    net, tok = load_model(spec, device="cpu", dtype="float32")
+    if spec.is_compressed:
+        raise ArtefactError(f"base model {base} is itself compressed; give the model it was made from")
+    return spec, net, tok
+
+
+def _assemble(folder: Path, manifest: dict, net: torch.nn.Module) -> torch.nn.Module:
+    """base → dropped sublayers → kept channels with folded scales → merged LoRA adapter."""
+    architecture.apply_structure(net, dropped_mlp=manifest["dropped_mlp"], dropped_attn=manifest["dropped_attn"])
+    if (folder / CHANNELS_FILE).exists():
+        for i, (keep, scale) in load_channels(folder / CHANNELS_FILE).items():
+            full = torch.zeros(architecture.mlp_width(architecture.layers(net)[i]))
+            full[keep] = scale
+            architecture.keep_mlp_channels(net, i, keep, scale=full)
+    if (folder / ADAPTER_DIR).exists():
+        from peft import PeftModel
+
+        net = PeftModel.from_pretrained(net, str(folder / ADAPTER_DIR)).merge_and_unload()
+    return net.eval()
+
+
+def _encode_probe(spec: ModelSpec, net, tok, texts: list[str]) -> torch.Tensor:
+    vectors, _ = Encoder(spec, device="cpu", model=net, tokenizer=tok).encode(texts)
+    return torch.from_numpy(vectors)
+
+
+def verify(folder: str | Path) -> dict:
+    """The manifest, after checking that every file it lists is present and unchanged."""
+    folder = Path(folder)
+    if not (folder / MANIFEST).exists():
+        raise ArtefactError(f"{folder / MANIFEST}: missing; not an effir artefact folder")
+    manifest = json.loads((folder / MANIFEST).read_text())
+    for name, digest in manifest["files"].items():
+        path = folder / name
+        if not path.exists():
+            raise ArtefactError(f"{path}: missing (listed in {folder / MANIFEST})")
+        if sha256_file(path) != digest:
+            raise ArtefactError(f"{path}: checksum mismatch with {folder / MANIFEST}; the file was changed")
+    extra = set(_files(folder)) - set(manifest["files"])
+    if extra:
+        raise ArtefactError(f"{folder}: files not in its manifest: {sorted(extra)}")
+    return manifest
+
+
+def rebuild(folder: str | Path, out: str | Path) -> ModelSpec:
+    """Rebuild the system in `folder` from its base model into a model folder at `out` (checksums checked first)."""
+    folder = Path(folder)
+    manifest = verify(folder)
+    base_spec, net, tok = _base_model(manifest["base"])
+    if weights_checksum(net) != manifest["base_sha256"]:
+        raise ArtefactError(f"{base_spec.path}: base model `{manifest['base']}` has other weights than the ones "
+                            f"{folder / MANIFEST} was made from (sha256 mismatch)")
+    net = _assemble(folder, manifest, net)
+    spec = ModelSpec(**{**base_spec.__dict__, **manifest["encoding"]})
+    return save_model_folder(net, tok, spec, out, history=manifest["history"],
+                             rebuilt_from={"artefact": str(folder), "base": manifest["base"]})
+
+
+def export(trained: str | Path, base: str, out: str | Path, probe_ids: list[str], probe_texts: list[str],
+           command: str = "", figures: dict | None = None, adapter: str | Path | None = None,
+           tolerance: float = 1e-3) -> dict:
+    """Write `out` from a trained folder: the pieces above, checked by rebuilding and re-encoding the probe texts
+    (max |rebuilt − trained| ≤ `tolerance`, the cost of an fp16 adapter)."""
+    trained_spec = resolve(str(trained))
+    trained_dir = Path(trained_spec.path)
+    adapter = Path(adapter) if adapter else trained_dir / ADAPTER_DIR
+    if not (adapter / "adapter_config.json").exists():
+        raise ArtefactError(f"{adapter}: no LoRA adapter (train with --lora, or give --adapter)")
+    _, base_net, tok = _base_model(base)
+    history = trained_spec.extra.get("history", [])
+    manifest = {"system": Path(out).name, "base": base, "base_sha256": weights_checksum(base_net),
+                "base_model": trained_spec.extra.get("base_model"),
+                "dropped_mlp": sorted(trained_spec.dropped_mlp), "dropped_attn": sorted(trained_spec.dropped_attn),
+                "mlp_widths": {str(k): v for k, v in sorted(trained_spec.mlp_widths.items())},
+                "encoding": {k: getattr(trained_spec, k) for k in ENCODING_KEYS},
+                "command": command, "history": history,
+                "training": _training_summary(history), "figures": figures or {},
+                "probe_ids": probe_ids}
+    trained_net, trained_tok = load_model(trained_spec, device="cpu", dtype="float32")
+    reference = _encode_probe(trained_spec, trained_net, trained_tok, probe_texts)
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        _fp16_adapter(adapter, tmp / ADAPTER_DIR, base)
+        if (trained_dir / CHANNELS_FILE).exists():
+            shutil.copyfile(trained_dir / CHANNELS_FILE, tmp / CHANNELS_FILE)
+        rebuilt = _assemble(tmp, manifest, base_net)
+        probe = _encode_probe(trained_spec, rebuilt, tok, probe_texts)
+        gap = float((probe - reference).abs().max())
+        if gap > tolerance:
+            raise ArtefactError(f"{trained}: the rebuilt model differs from the trained one by {gap:.2e} "
+                                f"(> {tolerance}) on the probe texts; the artefact would not reproduce it")
+        manifest["rebuild_max_abs_diff"] = round(gap, 8)
+        from safetensors.torch import save_file
+
+        save_file({"embeddings": probe.contiguous()}, str(tmp / PROBE))
+        manifest["files"] = _files(tmp)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    logger.info("exported %s -> %s (rebuild differs by %.2e)", trained, out, gap)
+    return manifest
+
+
+def _training_summary(history: list) -> dict:
+    """What the last training step recorded: its config, data size and loss curve in brief."""
+    runs = [h for h in history if h.get("step") == "train"]
+    return {k: v for k, v in runs[-1].items() if k != "step"} if runs else {}

@@ -1,0 +1,109 @@
+"""Compression to a budget: how many MLP sublayers to drop and how much of the remaining MLP width to cut so that
+the analytic FLOP ratio reaches a target with the least importance removed.
+
+For a plan (D, r) — drop the MLP sublayers D, then cut a share r of the remaining MLP channels —
+
+    FLOPs(D, r) = F − Σ_{l ∈ D} F_mlp(l) − r · Σ_{l ∉ D} F_mlp(l)          (per token, at a stated sequence length)
+    ratio(D, r) = F / FLOPs(D, r)
+    removed(D, r) = Σ_{l ∈ D} S_l + Σ_{c ∈ C} S_{l(c)} · a_c / Σ_{c' ∈ l(c)} a_c'
+
+F_mlp, F from `info.flops_by_part` (projections, MLP, attention scores); S_l the sublayer importance
+1 − cos(x, x + F(x)); a_c the channel's activation-weighted norm (`importance.py`); C the r-share of the remaining
+channels with the least importance. Every channel of a width-d MLP costs the same FLOPs, so the ratio depends on r
+alone, whichever channels self-slimming later removes. For each depth n the n least important sublayers are dropped
+(as `drop` does) and r is the least width cut that reaches the target; the plan with the least importance removed
+wins. The target binds on documents (the longer sequence); the query ratio is reported beside it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from effir.compression.importance import least_important
+
+
+@dataclass
+class Plan:
+    dropped_mlp: list[int]
+    reduction: float                 # share of the remaining MLP channels removed, globally
+    importance_removed: float
+    doc_flop_ratio: float
+    query_flop_ratio: float
+    doc_seq_len: int
+    query_seq_len: int
+    target: float | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        return (f"drop {len(self.dropped_mlp)} MLP sublayers {self.dropped_mlp}, then cut {self.reduction:.0%} of the "
+                f"remaining MLP width: predicted FLOP ratio {self.doc_flop_ratio:.2f}x for documents "
+                f"({self.doc_seq_len} tokens), {self.query_flop_ratio:.2f}x for queries ({self.query_seq_len} tokens); "
+                f"importance removed {self.importance_removed:.4f}")
+
+
+def flop_ratio(parts: dict[int, dict[str, int]], dropped: list[int], reduction: float) -> float:
+    """F / FLOPs(D, r) from per-layer, per-part FLOPs (`info.flops_by_part`)."""
+    total = sum(sum(p.values()) for p in parts.values())
+    dropped_mlp = sum(parts[i]["mlp"] for i in dropped)
+    kept_mlp = sum(p["mlp"] for i, p in parts.items() if i not in dropped)
+    return total / (total - dropped_mlp - reduction * kept_mlp)
+
+
+def _channel_costs(scores: dict, kept_layers: list[int]) -> list[float]:
+    """S_l · a_c / Σ a over every channel of the kept MLP sublayers (uniform shares without channel scores)."""
+    channels = scores.get("mlp_channels") or [None] * len(scores["mlp"])
+    costs = []
+    for i in kept_layers:
+        a = channels[i]
+        if not a or sum(a) <= 0:
+            raise ValueError(f"importance has no channel scores for MLP {i}; rerun `effir compress analyze`")
+        total = sum(a)
+        costs += [scores["mlp"][i] * x / total for x in a]
+    return sorted(costs)
+
+
+def _plan(scores: dict, doc_parts: dict, query_parts: dict, n_drop: int, reduction: float, doc_seq_len: int,
+          query_seq_len: int, target: float | None = None) -> Plan:
+    present = [i for i, s in enumerate(scores["mlp"]) if s is not None]
+    dropped = least_important(scores["mlp"], n_drop)
+    costs = _channel_costs(scores, [i for i in present if i not in dropped]) if reduction else []
+    removed = sum(scores["mlp"][i] for i in dropped) + sum(costs[:int(round(reduction * len(costs)))])
+    return Plan(dropped, reduction, round(removed, 6), round(flop_ratio(doc_parts, dropped, reduction), 4),
+                round(flop_ratio(query_parts, dropped, reduction), 4), doc_seq_len, query_seq_len, target)
+
+
+def plan_for_cut(scores: dict, doc_parts: dict, query_parts: dict, n_drop: int, reduction: float,
+                 doc_seq_len: int, query_seq_len: int) -> Plan:
+    """The predicted figures of a cut chosen by hand: drop the `n_drop` least important, then `reduction`."""
+    return _plan(scores, doc_parts, query_parts, n_drop, reduction, doc_seq_len, query_seq_len)
+
+
+def plan_for_target(scores: dict, doc_parts: dict, query_parts: dict, target: float, doc_seq_len: int,
+                    query_seq_len: int, max_reduction: float = 0.5, grain: float = 0.01) -> Plan:
+    """The (D, r) reaching `target`x on documents with the least importance removed; r on a grid of `grain`."""
+    if target <= 1.0:
+        raise ValueError(f"target speedup {target} must be above 1")
+    present = [i for i, s in enumerate(scores["mlp"]) if s is not None]
+    total = sum(sum(p.values()) for p in doc_parts.values())
+    need = total - total / target   # FLOPs per document token to remove
+    candidates = []
+    for n in range(len(present) + 1):
+        dropped = least_important(scores["mlp"], n)
+        rest = need - sum(doc_parts[i]["mlp"] for i in dropped)
+        kept_mlp = sum(doc_parts[i]["mlp"] for i in present if i not in dropped)
+        if rest <= 0:
+            reduction = 0.0
+        elif kept_mlp:
+            reduction = round(math.ceil(rest / kept_mlp / grain - 1e-9) * grain, 6)
+        else:
+            continue
+        if reduction <= max_reduction:
+            candidates.append(_plan(scores, doc_parts, query_parts, n, reduction, doc_seq_len, query_seq_len, target))
+    if not candidates:
+        most = flop_ratio(doc_parts, present, 0.0)
+        raise ValueError(f"no plan reaches {target}x on documents: dropping every MLP sublayer gives {most:.2f}x "
+                         f"(attention stays), and width cuts are capped at {max_reduction:.0%}")
+    return min(candidates, key=lambda p: p.importance_removed)

@@ -1,0 +1,82 @@
+"""Encoding speed as a ratio, measured the one way that survives a noisy shared machine.
+
+Every system encodes the same document sample, the same queries one at a time (online latency) and the same
+queries in batches of 32 (offline throughput), in turn: after a warm-up round, rounds alternate A B C / C B A so
+drift falls on every system alike. A system's speedup over the reference is the median over rounds of the
+per-round ratio t_ref / t_system, shown with its min–max over rounds. A control pair (the reference loaded twice
+and timed as two systems) must read 1.00 ± 0.05, or the figures beside it are not to be trusted.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+
+logger = logging.getLogger(__name__)
+
+TASKS = ("doc", "query", "query_batch")
+CONTROL_TOLERANCE = 0.05
+
+
+def _encode_queries(encoder, queries: list[str], batch: int) -> None:
+    for start in range(0, len(queries), batch):
+        encoder.encode(queries[start:start + batch], side="query")
+
+
+def interleaved_timing(encoders: dict, docs: list[str], queries: list[str], rounds: int,
+                       query_batch: int = 32) -> dict[str, dict[str, list[float]]]:
+    """name -> {"doc" | "query" | "query_batch": seconds per round}."""
+    times = {name: {task: [] for task in TASKS} for name in encoders}
+    warm_docs = docs[: max(1, len(docs) // 8)]
+    for enc in encoders.values():  # warm-up: allocator, kernels, caches
+        enc.encode(warm_docs)
+        _encode_queries(enc, queries[:query_batch], query_batch)
+    for r in range(rounds):
+        order = list(encoders) if r % 2 == 0 else list(reversed(encoders))
+        for name in order:
+            enc, t = encoders[name], times[name]
+            t0 = time.perf_counter()
+            enc.encode(docs)
+            t1 = time.perf_counter()
+            _encode_queries(enc, queries, 1)
+            t2 = time.perf_counter()
+            _encode_queries(enc, queries, query_batch)
+            t3 = time.perf_counter()
+            t["doc"].append(t1 - t0)
+            t["query"].append(t2 - t1)
+            t["query_batch"].append(t3 - t2)
+        logger.info("timing round %d/%d: %s", r + 1, rounds,
+                    ", ".join(f"{n} {times[n]['doc'][-1]:.1f}s" for n in encoders))
+    return times
+
+
+def speedup(reference: list[float], system: list[float]) -> dict:
+    """Median and min–max over rounds of t_reference / t_system (rounds paired by position)."""
+    ratios = [a / b for a, b in zip(reference, system)]
+    return {"median": round(statistics.median(ratios), 3), "min": round(min(ratios), 3),
+            "max": round(max(ratios), 3)}
+
+
+def figures(times: dict, reference: str | None, n_docs: int) -> dict[str, dict]:
+    """Per system: median seconds per task, docs/s, and speedups with spread against `reference`."""
+    out = {}
+    for name, t in times.items():
+        row = {f"{task}_encode_s": round(statistics.median(t[task]), 4) for task in TASKS}
+        row["docs_per_s"] = round(n_docs / row["doc_encode_s"], 2)
+        row["rounds_s"] = {task: [round(x, 4) for x in t[task]] for task in TASKS}
+        if reference in times:
+            for task in TASKS:
+                s = speedup(times[reference][task], t[task])
+                row[f"{task}_speedup"], row[f"{task}_speedup_range"] = s["median"], [s["min"], s["max"]]
+        out[name] = row
+    return out
+
+
+def control_verdict(row: dict) -> dict:
+    """Whether the control pair reads 1.00 ± CONTROL_TOLERANCE on every task."""
+    ok = all(abs(row[f"{task}_speedup"] - 1.0) <= CONTROL_TOLERANCE for task in TASKS)
+    if not ok:
+        logger.warning("control pair outside 1.00 ± %.2f: %s; speed figures of this run are not reliable",
+                       CONTROL_TOLERANCE, {t: row[f"{t}_speedup"] for t in TASKS})
+    return {"ok": ok, "tolerance": CONTROL_TOLERANCE, **{task: row[f"{task}_speedup"] for task in TASKS}}

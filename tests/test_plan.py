@@ -1,0 +1,83 @@
+"""Compression to a budget: the planner's choice, its FLOP prediction against the cut model, and the CLI."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from effir.cli import main
+from effir.compression import plan
+from effir.compression.info import describe, flops_by_part
+from effir.compression.slim import ChannelGates
+from effir.encoder import architecture
+from effir.encoder.model import load_model
+from effir.models import resolve
+
+
+def _parts(n_layers=4, mlp=100, attn=60):
+    return {i: {"mlp": mlp, "attn_qo": attn // 2, "attn_kv": attn // 4, "attn_scores": attn // 4}
+            for i in range(n_layers)}
+
+
+SCORES = {"mlp": [0.10, 0.50, 0.20, 0.90],
+          # layer 1's importance sits in a few channels, so cutting its width is cheap; layer 3's is spread evenly
+          "mlp_channels": [[1.0] * 10, [10.0] * 2 + [0.1] * 8, [1.0] * 10, [1.0] * 10]}
+
+
+def test_flop_ratio_by_hand():
+    parts = _parts()  # 160 per layer, 640 in all; dropping layer 0's MLP removes 100, r=0.5 of the other 300: 150
+    assert plan.flop_ratio(parts, [0], 0.5) == pytest.approx(640 / (640 - 100 - 150))
+
+
+def test_plan_reaches_target_with_least_importance_removed():
+    parts = _parts()
+    target = 1.6
+    chosen = plan.plan_for_target(SCORES, parts, parts, target, 256, 32)
+    assert chosen.doc_flop_ratio >= target
+    # brute force over every depth and a fine width grid: nothing reaches the target with less removed
+    for n, r in itertools.product(range(5), [i / 100 for i in range(51)]):
+        other = plan.plan_for_cut(SCORES, parts, parts, n, r, 256, 32)
+        if other.doc_flop_ratio >= target:
+            assert other.importance_removed >= chosen.importance_removed - 1e-9, (n, r)
+    # the cheapest way here is depth on layer 0 plus width, not a second whole layer (layer 2, S = 0.2)
+    assert chosen.dropped_mlp == [0] and 0 < chosen.reduction <= 0.5
+
+
+def test_plan_refuses_unreachable_target():
+    with pytest.raises(ValueError, match="no plan reaches 9.0x"):
+        plan.plan_for_target(SCORES, _parts(), _parts(), 9.0, 256, 32)
+
+
+def test_predicted_ratio_equals_flops_of_the_cut_model(tiny_llama):
+    """Drop and slim a real (tiny) model as a plan says: its counted FLOPs give the predicted ratio."""
+    model, _ = load_model(resolve(str(tiny_llama)), device="cpu")
+    before = describe(model, seq_len=64)["flops_per_token"]
+    parts = flops_by_part(model, 64)
+    scores = {"mlp": [0.3, 0.1, 0.4, 0.2], "mlp_channels": [[1.0] * 64] * 4}
+    chosen = plan.plan_for_target(scores, parts, parts, 1.3, 64, 64)
+    architecture.apply_structure(model, dropped_mlp=chosen.dropped_mlp)
+    gates = ChannelGates(model)
+    with torch.no_grad():
+        for z in gates.parameters():
+            z.copy_(torch.rand_like(z) + 0.1)
+    gates.fold(1 - chosen.reduction)
+    after = describe(model, seq_len=64)["flops_per_token"]
+    assert before / after == pytest.approx(chosen.doc_flop_ratio, rel=2e-3)
+
+
+def test_plan_cli_prints_and_writes(tmp_path, tiny_llama, tiny_dataset):
+    r = CliRunner().invoke(main, ["compress", "plan", "-m", str(tiny_llama), "--dataset", str(tiny_dataset),
+                                  "--target-speedup", "1.3", "--out", str(tmp_path / "p"), "--json"])
+    assert r.exit_code == 0, r.output
+    printed = json.loads(r.stdout)
+    assert printed == json.loads((tmp_path / "p" / "plan.json").read_text())
+    assert printed["doc_flop_ratio"] >= 1.3 and printed["target"] == 1.3
+    scores = json.loads((tmp_path / "p" / "importance.json").read_text())
+    assert [len(c) for c in scores["mlp_channels"]] == [64] * 4
+    r = CliRunner().invoke(main, ["compress", "plan", "-m", str(tiny_llama), "--importance",
+                                  str(tmp_path / "p" / "importance.json"), "--target-speedup", "50"])
+    assert r.exit_code != 0 and "no plan reaches 50.0x" in r.output
