@@ -37,13 +37,13 @@ $(MODELS)/minilm-effir-drop2/effir.json: $(MODELS)/minilm-drop2/effir.json
 
 demo: install $(MODELS)/minilm-ft/effir.json $(MODELS)/minilm-effir-drop2/effir.json
 	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/demo-scifact --work runs/systems \
-	  --systems bm25,minilm,$(MODELS)/minilm-ft,$(MODELS)/minilm-effir-drop2
+	  --systems bm25,minilm,$(MODELS)/minilm-ft,$(MODELS)/minilm-effir-drop2 --parent minilm-effir-drop2=minilm-ft
 
 test: install
 	EFFIR_DATA=$(DATA) $(BIN)/python -m pytest -q tests
 
 test-unit: install
-	$(BIN)/python -m pytest -q -m "not integration" tests
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 bench-encode: install
 	$(BIN)/python bench/encode_vs_sentence_transformers.py --dataset $(DATA)/scifact
@@ -51,41 +51,45 @@ bench-encode: install
 clean:
 	rm -rf $(VENV) runs *.egg-info
 
-# The methods EffiR is compared with, on the same data, beside the demo's systems (run `make demo` first).
-$(MODELS)/minilm-wanda50/effir.json: | install
-	$(BIN)/effir compress wanda -m minilm --ratio 0.5 --dataset $(DATA)/scifact --out $(MODELS)/minilm-wanda50
+# The methods EffiR is compared with, each applied to the model EffiR is measured against: minilm-ft (the full
+# model with EffiR's training). Each row's parent is the folder it was made from (effir.json's made_from);
+# minilm-effir-drop2 is compared with minilm-ft, the full model trained the same way. Run `make demo` first.
+FT := $(MODELS)/minilm-ft
+$(MODELS)/minilm-ft-wanda50/effir.json: $(FT)/effir.json
+	$(BIN)/effir compress wanda -m $(FT) --ratio 0.5 --dataset $(DATA)/scifact --out $(MODELS)/minilm-ft-wanda50
 
-$(MODELS)/minilm-sparsegpt50/effir.json: | install
-	$(BIN)/effir compress sparsegpt -m minilm --ratio 0.5 --dataset $(DATA)/scifact --out $(MODELS)/minilm-sparsegpt50
+$(MODELS)/minilm-ft-sparsegpt50/effir.json: $(FT)/effir.json
+	$(BIN)/effir compress sparsegpt -m $(FT) --ratio 0.5 --dataset $(DATA)/scifact --out $(MODELS)/minilm-ft-sparsegpt50
 
-$(MODELS)/minilm-int8/effir.json: | install
-	$(BIN)/effir compress quantize -m minilm --method int8-dynamic --out $(MODELS)/minilm-int8
+$(MODELS)/minilm-ft-int8/effir.json: $(FT)/effir.json
+	$(BIN)/effir compress quantize -m $(FT) --method int8-dynamic --out $(MODELS)/minilm-ft-int8
 
 $(MODELS)/minilm-effir-drop2-int8/effir.json: $(MODELS)/minilm-effir-drop2/effir.json
 	$(BIN)/effir compress quantize -m $(MODELS)/minilm-effir-drop2 --method int8-dynamic --out $(MODELS)/minilm-effir-drop2-int8
 
-# Two more related methods (issue 7), each at two levels: nested low-rank and contextual sparsity.
-$(MODELS)/minilm-nsvd80/effir.json: | install
-	$(BIN)/effir compress nsvd -m minilm --keep 0.8 --dataset $(DATA)/scifact --out $(MODELS)/minilm-nsvd80
+$(MODELS)/minilm-ft-nsvd80/effir.json: $(FT)/effir.json
+	$(BIN)/effir compress nsvd -m $(FT) --keep 0.8 --dataset $(DATA)/scifact --out $(MODELS)/minilm-ft-nsvd80
 
-$(MODELS)/minilm-nsvd60/effir.json: | install
-	$(BIN)/effir compress nsvd -m minilm --keep 0.6 --dataset $(DATA)/scifact --out $(MODELS)/minilm-nsvd60
+$(MODELS)/minilm-ft-nsvd60/effir.json: $(FT)/effir.json
+	$(BIN)/effir compress nsvd -m $(FT) --keep 0.6 --dataset $(DATA)/scifact --out $(MODELS)/minilm-ft-nsvd60
 
-$(MODELS)/minilm-shadow-h75-m50/effir.json: | install
-	$(BIN)/effir compress shadow -m minilm --dataset $(DATA)/scifact --head-keep 0.75 --mlp-keep 0.5 \
-	  --out $(MODELS)/minilm-shadow-h75-m50
+# contextual sparsity's predictor is trained on the corpus's title → body pairs (label-free), as before
+$(MODELS)/minilm-ft-shadow-h75-m50/effir.json: $(FT)/effir.json
+	$(BIN)/effir compress shadow -m $(FT) --dataset $(DATA)/scifact --head-keep 0.75 --mlp-keep 0.5 \
+	  --out $(MODELS)/minilm-ft-shadow-h75-m50
 
-$(MODELS)/minilm-shadow-h50-m25/effir.json: $(MODELS)/minilm-shadow-h75-m50/effir.json
-	$(BIN)/effir compress shadow -m minilm --head-keep 0.5 --mlp-keep 0.25 \
-	  --predictor-from $(MODELS)/minilm-shadow-h75-m50 --out $(MODELS)/minilm-shadow-h50-m25
+$(MODELS)/minilm-ft-shadow-h50-m25/effir.json: $(MODELS)/minilm-ft-shadow-h75-m50/effir.json
+	$(BIN)/effir compress shadow -m $(FT) --head-keep 0.5 --mlp-keep 0.25 \
+	  --predictor-from $(MODELS)/minilm-ft-shadow-h75-m50 --out $(MODELS)/minilm-ft-shadow-h50-m25
 
-BASELINES := $(MODELS)/minilm-wanda50 $(MODELS)/minilm-sparsegpt50 $(MODELS)/minilm-int8 \
-             $(MODELS)/minilm-effir-drop2-int8 $(MODELS)/minilm-nsvd80 $(MODELS)/minilm-nsvd60 \
-             $(MODELS)/minilm-shadow-h75-m50 $(MODELS)/minilm-shadow-h50-m25
+BASELINES := $(MODELS)/minilm-ft-wanda50 $(MODELS)/minilm-ft-sparsegpt50 $(MODELS)/minilm-ft-int8 \
+             $(MODELS)/minilm-effir-drop2-int8 $(MODELS)/minilm-ft-nsvd80 $(MODELS)/minilm-ft-nsvd60 \
+             $(MODELS)/minilm-ft-shadow-h75-m50 $(MODELS)/minilm-ft-shadow-h50-m25
 
 demo-baselines: demo $(addsuffix /effir.json,$(BASELINES))
 	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/baselines-scifact --work runs/systems \
-	  --systems minilm,$(MODELS)/minilm-effir-drop2,$(subst $(eval) ,$(comma),$(BASELINES))
+	  --reference minilm-ft --parent minilm-effir-drop2=minilm-ft --control \
+	  --systems minilm,$(FT),$(MODELS)/minilm-effir-drop2,$(subst $(eval) ,$(comma),$(BASELINES))
 
 # ---- The LLM retriever: SmolLM2-135M trained here, EffiR-compressed, kept as small artefacts under models/ ----
 # Every system gets the same data, steps and settings: one epoch (101 steps of 16 queries) of SciFact's train

@@ -27,10 +27,10 @@ def main():
 
     from sentence_transformers import SentenceTransformer
 
-    from effir.data import BeirDataset
-    from effir.device import configure_threads
+    from effir.core.data import BeirDataset
+    from effir.core.device import configure_threads
+    from effir.core.models import resolve
     from effir.encoder.model import Encoder
-    from effir.models import resolve
 
     threads = configure_threads(args.threads)
     docs = [d.contents for d in BeirDataset(args.dataset).corpus()]

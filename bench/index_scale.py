@@ -23,8 +23,8 @@ def synthetic_shards(out: Path, n: int, dim: int, shard: int, seed: int = 0) -> 
     """Unit vectors around 1000 cluster centres, spread along a shared 64-dimensional subspace plus a little
     isotropic noise (real embeddings have a fast-decaying spectrum; pure isotropic noise would make every neighbour
     nearly equidistant), written as effir Parquet shards + manifest."""
+    from effir.core.files import sha256_file, write_json
     from effir.encoder.shards import MANIFEST, _table, shard_name
-    from effir.files import sha256_file, write_json
 
     if (out / MANIFEST).exists() and json.loads((out / MANIFEST).read_text()).get("complete"):
         return

@@ -45,11 +45,11 @@ def main():
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
 
-    from effir.data import BeirDataset
-    from effir.device import configure_threads
+    from effir.core.data import BeirDataset
+    from effir.core.device import configure_threads
+    from effir.core.models import resolve
     from effir.encoder.model import Encoder
     from effir.eval.metrics import evaluate
-    from effir.models import resolve
 
     configure_threads(args.threads)
     ds = BeirDataset(args.dataset)

@@ -23,10 +23,11 @@ import torch
 from effir.compression.folder import save_model_folder
 from effir.compression.slim import CHANNELS_FILE, load_channels
 from effir.compression.train import ADAPTER_DIR
+from effir.core.errors import EffirError
+from effir.core.files import atomic_path, sha256_file
+from effir.core.models import ModelSpec, resolve
 from effir.encoder import architecture
 from effir.encoder.model import Encoder, load_model
-from effir.files import atomic_path, sha256_file
-from effir.models import ModelSpec, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ ENCODING_KEYS = ("pooling", "query_prefix", "passage_prefix", "query_max_length"
                  "append_eos", "normalize")
 
 
-class ArtefactError(ValueError):
+class ArtefactError(EffirError):
     """A missing, tampered or mismatched artefact file."""
 
 

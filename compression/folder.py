@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from effir.core.files import atomic_path
+from effir.core.models import EFFIR_JSON, ModelSpec
 from effir.encoder import architecture
-from effir.files import atomic_path
-from effir.models import EFFIR_JSON, ModelSpec
 
 
 def save_model_folder(model, tokenizer, spec: ModelSpec, out: str | Path, files: dict | None = None,
                       **extra) -> ModelSpec:
-    """Save `model` (fp32) so that `effir.models.resolve(out)` + `load_model` rebuild it exactly.
+    """Save `model` (fp32) so that `effir.core.models.resolve(out)` + `load_model` rebuild it exactly.
     `files`: {name: write(path)} for pieces saved beside the weights (kept channels, a LoRA adapter)."""
     import torch
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from effir.core.models import ModelSpec
 from effir.encoder import architecture
 from effir.encoder.model import pad_batch, tokenize
-from effir.models import ModelSpec
 
 
 class _Accumulator:

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from effir.data import BeirDataset, Corpus
+from effir.core.data import BeirDataset, Corpus
 
 
 @dataclass

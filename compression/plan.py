@@ -21,6 +21,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from effir.compression.importance import least_important
+from effir.core.errors import EffirError
 
 
 @dataclass
@@ -59,7 +60,7 @@ def _channel_costs(scores: dict, kept_layers: list[int]) -> list[float]:
     for i in kept_layers:
         a = channels[i]
         if not a or sum(a) <= 0:
-            raise ValueError(f"importance has no channel scores for MLP {i}; rerun `effir compress analyze`")
+            raise EffirError(f"importance has no channel scores for MLP {i}; rerun `effir compress analyze`")
         total = sum(a)
         costs += [scores["mlp"][i] * x / total for x in a]
     return sorted(costs)
@@ -85,7 +86,7 @@ def plan_for_target(scores: dict, doc_parts: dict, query_parts: dict, target: fl
                     query_seq_len: int, max_reduction: float = 0.5, grain: float = 0.01) -> Plan:
     """The (D, r) reaching `target`x on documents with the least importance removed; r on a grid of `grain`."""
     if target <= 1.0:
-        raise ValueError(f"target speedup {target} must be above 1")
+        raise EffirError(f"--target-speedup {target}: must be above 1")
     present = [i for i, s in enumerate(scores["mlp"]) if s is not None]
     total = sum(sum(p.values()) for p in doc_parts.values())
     need = total - total / target   # FLOPs per document token to remove
@@ -104,6 +105,6 @@ def plan_for_target(scores: dict, doc_parts: dict, query_parts: dict, target: fl
             candidates.append(_plan(scores, doc_parts, query_parts, n, reduction, doc_seq_len, query_seq_len, target))
     if not candidates:
         most = flop_ratio(doc_parts, present, 0.0)
-        raise ValueError(f"no plan reaches {target}x on documents: dropping every MLP sublayer gives {most:.2f}x "
+        raise EffirError(f"--target-speedup {target}: no plan reaches {target}x on documents: dropping every MLP sublayer gives {most:.2f}x "
                          f"(attention stays), and width cuts are capped at {max_reduction:.0%}")
     return min(candidates, key=lambda p: p.importance_removed)

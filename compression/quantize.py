@@ -19,6 +19,11 @@ from effir.encoder import architecture
 METHODS = ("int8-dynamic", "nf4")
 
 
+def apply_to_model(model: nn.Module, spec, device: str) -> nn.Module:
+    """The encoder's runtime variant for a folder whose effir.json records `quantization` (pyproject's entry points)."""
+    return quantize(model, spec.extra["quantization"], device)
+
+
 def quantize(model: nn.Module, method: str, device: str) -> nn.Module:
     if method == "int8-dynamic":
         if device != "cpu":

@@ -13,9 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from effir.core.models import ModelSpec
 from effir.encoder import architecture
 from effir.encoder.model import pad_batch, tokenize
-from effir.models import ModelSpec
 
 
 def block_linears(model: nn.Module) -> dict[str, nn.Linear]:

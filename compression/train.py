@@ -80,7 +80,7 @@ def run_key(cfg: TrainConfig, examples, spec) -> str:
 
 def _save_checkpoint(path: Path, state: dict) -> None:
     """Written beside and renamed over: a kill mid-write leaves the previous checkpoint whole."""
-    from effir.files import atomic_path
+    from effir.core.files import atomic_path
 
     with atomic_path(path) as tmp:
         torch.save(state, tmp)

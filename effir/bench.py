@@ -14,7 +14,13 @@ from pathlib import Path
 
 import click
 
-from effir.options import friendly_errors
+from effir.core.options import friendly_errors
+from effir.systems import (
+    check_parents,
+    describe_training,
+    parse_systems,
+    resolve_parents,
+)
 
 
 def _system_kind(spec) -> str:
@@ -23,14 +29,11 @@ def _system_kind(spec) -> str:
     return "compressed" if modified else "full"
 
 
-def _safe_name(system: str) -> str:
-    return Path(system).name.replace("/", "_") or system
-
-
 def bm25_system(dataset, out: Path, split: str) -> dict:
-    from effir.data import BeirDataset, read_trec_run, write_trec_run
+    from effir.core.data import BeirDataset
+    from effir.core.files import write_json
+    from effir.core.trec import read_trec_run, write_trec_run
     from effir.eval.metrics import evaluate, per_query
-    from effir.files import write_json
     from effir.pipeline import Stages
     from effir.search.bm25 import bm25_search_timed, build_lucene_index
 
@@ -82,62 +85,6 @@ def dense_system(system: str, dataset, out: Path, split: str, factory: str, enco
             "end_to_end_s": r["end_to_end_s"], "per_query": r["per_query"]}
 
 
-def parse_systems(systems: list[str]) -> list[tuple[str, str]]:
-    """["name=model" | "model"] -> [(name, model)]; names must be unique (they name the runs' folders)."""
-    out = []
-    for item in systems:
-        name, sep, model = item.partition("=")
-        out.append((name, model) if sep else (_safe_name(item), item))
-    names = [n for n, _ in out]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise click.UsageError(f"--systems: two systems named {dupes}; label them, e.g. a=path/one,b=path/two")
-    return out
-
-
-def _trained(spec) -> str:
-    runs = [h for h in spec.extra.get("history", []) if h.get("step") == "train"]
-    if not runs:
-        return "none"
-    h = runs[-1]
-    cfg = h.get("config", {})
-    steps = h.get("steps_run") or cfg.get("max_steps") or f"{cfg.get('epochs')} epoch(s)"
-    how = f"LoRA r{cfg.get('lora_r')}" if cfg.get("lora") else "full"
-    return f"{steps} steps, {how}, {h.get('examples')} examples"
-
-
-def check_parents(names: list[str], explicit: dict[str, str]) -> None:
-    """Before any work: every --parent names two systems of the run."""
-    for child, parent in explicit.items():
-        if child not in names:
-            raise click.UsageError(f"--parent {child}={parent}: {child!r} is not one of the systems {sorted(names)}")
-        if parent not in names:
-            raise click.UsageError(f"--parent {child}={parent}: the parent {parent!r} of {child!r} is not in this "
-                                   f"run; add it to --systems")
-
-
-def resolve_parents(rows: list[dict], explicit: dict[str, str]) -> None:
-    """Each row's `parent`: the --parent given for it, else the nearest system in the run it was made from."""
-    by_path = {_canonical(r["model"]): r["name"] for r in rows if r.get("model")}
-    for r in rows:
-        r["parent"] = explicit.get(r["name"])
-        source = r.pop("made_from", None)
-        while r["parent"] is None and source:
-            r["parent"] = by_path.get(_canonical(source))
-            source = _made_from(source)
-
-
-def _canonical(path: str) -> str:
-    return str(Path(path).resolve()) if Path(path).exists() else path
-
-
-def _made_from(path: str) -> str | None:
-    import json
-
-    meta = Path(path) / "effir.json"
-    return json.loads(meta.read_text()).get("made_from") if meta.exists() else None
-
-
 def run_bench(dataset, systems: list[str], out: Path, split: str = "test", factory: str = "Flat",
               timing_docs: int = 256, timing_queries: int = 100, rounds: int = 5, reference: str | None = None,
               seed: int = 0, work: Path | None = None, parents: dict[str, str] | None = None,
@@ -145,12 +92,12 @@ def run_bench(dataset, systems: list[str], out: Path, split: str = "test", facto
     from effir import speed
     from effir.compression.info import flops_per_token
     from effir.compression.steps import analyze
-    from effir.data import BeirDataset, sample_texts
-    from effir.device import describe_machine
+    from effir.core.data import BeirDataset, sample_texts
+    from effir.core.device import describe_machine
+    from effir.core.models import resolve
     from effir.encoder.model import Encoder
     from effir.eval import report
     from effir.eval.significance import compare
-    from effir.models import resolve
 
     out.mkdir(parents=True, exist_ok=True)
     work = Path(work) if work else out / "systems"
@@ -158,6 +105,10 @@ def run_bench(dataset, systems: list[str], out: Path, split: str = "test", facto
     rows, encoders = [], {}
     named = parse_systems(systems)
     check_parents([n for n, _ in named], parents or {})
+    dense = [n for n, model in named if model != "bm25"]
+    if reference is not None and reference not in dense:
+        raise click.UsageError(f"--reference {reference!r}: speedups are measured against a dense encoder; "
+                               f"one of {dense}")
     for name, system in named:
         if system == "bm25":
             click.echo("== bm25", err=True)
@@ -169,12 +120,10 @@ def run_bench(dataset, systems: list[str], out: Path, split: str = "test", facto
         enc = Encoder(spec)
         encoders[name] = enc
         row = dense_system(system, dataset, work / ds.name / name, split, factory, enc)
-        row.update(trained=_trained(spec), made_from=spec.extra.get("made_from"))
+        row.update(trained=describe_training(spec), made_from=spec.extra.get("made_from"))
         rows.append(row)
     by_name = {r["name"]: r for r in rows}
     ref = reference or next((r["name"] for r in rows if r["kind"] == "full"), None)
-    if ref is not None and ref not in by_name:
-        raise click.UsageError(f"--reference {ref!r} is not one of the systems {list(by_name)}")
     resolve_parents(rows, parents or {})
 
     timing, control_row = {}, None
@@ -255,7 +204,7 @@ def _median_lengths(encoder, docs: list[str], queries: list[str]) -> tuple[int, 
 def bench_cmd(dataset, systems, out, split, factory, reference, parents, timing_docs, timing_queries, query_batch,
               rounds, control, work, threads):
     """Full versus compressed: quality, model cost, interleaved speed, index cost -> report.md/json + plots."""
-    from effir.device import configure_threads
+    from effir.core.device import configure_threads
     from effir.eval.report import terminal_table
 
     pairs = {}

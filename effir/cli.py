@@ -8,13 +8,17 @@ import warnings
 
 import click
 
-from effir.options import friendly_errors, model_options, spec_from_options
+from effir.core.options import friendly_errors, model_options, spec_from_options
 
 
 @click.group()
 @click.version_option(package_name="effir")
-def main():
+@click.option("--debug", is_flag=True, help="show the traceback of an input error instead of one line")
+def main(debug):
     """effir: EffiR-compressed dense retrievers, from a BEIR corpus to nDCG@10."""
+    from effir.core.options import DEBUG
+
+    DEBUG["on"] = debug
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.getLogger("transformers").setLevel(logging.ERROR)
     log = logging.getLogger("effir")  # library code logs; the CLI shows effir's own messages on stderr
@@ -32,12 +36,12 @@ def main():
 @click.option("--out", required=True, type=click.Path())
 @click.option("--split", default="test", show_default=True)
 @click.option("--factory", default="Flat", show_default=True)
-@click.option("--k", default=1000, show_default=True)
+@click.option("--k", default=1000, show_default=True, type=click.IntRange(min=1), help="hits per query")
 @click.option("--remove-query", is_flag=True)
 @friendly_errors
 def run_cmd(dataset, out, split, factory, k, remove_query, device, dtype, threads, **kw):
     """encode → index → search → eval for one dataset and model."""
-    from effir.device import configure_threads
+    from effir.core.device import configure_threads
     from effir.eval.cli import metrics_table
     from effir.pipeline import run_dense
 
@@ -53,13 +57,13 @@ def run_cmd(dataset, out, split, factory, k, remove_query, device, dtype, thread
 
 
 def _mount():
+    from effir.bench import bench_cmd
     from effir.compression.cli import compress
+    from effir.download import download_cmd
     from effir.encoder.cli import encode_cmd
     from effir.eval.cli import eval_cmd
     from effir.index.cli import index_cmd
     from effir.search.cli import bm25_cmd, search_cmd
-    from effir.bench import bench_cmd
-    from effir.download import download_cmd
 
     for cmd in (encode_cmd, index_cmd, search_cmd, bm25_cmd, eval_cmd, compress, bench_cmd, download_cmd):
         main.add_command(cmd)

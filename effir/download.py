@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from effir.options import friendly_errors
+from effir.core.options import friendly_errors
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 
@@ -23,7 +23,7 @@ def download_cmd(name, out):
     import urllib.request
     import zipfile
 
-    from effir.files import atomic_path
+    from effir.core.files import atomic_path
 
     url = BEIR_URL.format(name=name)
     target = Path(out) / name

@@ -10,8 +10,9 @@ import json
 import time
 from pathlib import Path
 
-from effir.data import BeirDataset, read_trec_run, write_trec_run
-from effir.files import write_json
+from effir.core.data import BeirDataset
+from effir.core.files import write_json
+from effir.core.trec import read_trec_run, write_trec_run
 
 
 class Stages:
@@ -31,11 +32,11 @@ class Stages:
 
 def run_dense(dataset: str | Path, model: str, out: str | Path, split: str = "test", factory: str = "Flat",
               k: int = 1000, device=None, dtype=None, spec=None, remove_query: bool = False, encoder=None) -> dict:
+    from effir.core.models import resolve
     from effir.encoder.model import Encoder, model_fingerprint
     from effir.encoder.shards import encode_corpus
     from effir.eval.metrics import evaluate, per_query
     from effir.index.build import LoadedIndex, build_index
-    from effir.models import resolve
     from effir.search.dense import dense_search
 
     out = Path(out)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from effir.options import friendly_errors, model_options, spec_from_options
+from effir.core.options import friendly_errors, model_options, spec_from_options
 
 
 @click.command("encode")
@@ -25,8 +25,8 @@ def encode_cmd(corpus, out, shard_size, embedding_dtype, max_tokens, skip_bad, o
     """Encode a corpus into Parquet embedding shards (resumes after a crash)."""
     from pathlib import Path
 
-    from effir.data import Corpus
-    from effir.device import configure_threads
+    from effir.core.data import Corpus
+    from effir.core.device import configure_threads
     from effir.encoder.model import Encoder, model_fingerprint
     from effir.encoder.shards import encode_corpus
 

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from effir.device import pick_device, pick_dtype
+from effir.core.device import pick_device, pick_dtype
+from effir.core.models import ModelSpec
 from effir.encoder import architecture
 from effir.encoder.pooling import pool
-from effir.models import ModelSpec
 
 
 def _state_dict_files(folder: Path) -> list[Path]:
@@ -53,6 +53,21 @@ def _load_compressed(spec: ModelSpec):
     return model
 
 
+VARIANT_GROUP = "effir.model_variants"
+
+
+def runtime_variants() -> dict:
+    """{effir.json key: apply(model, spec, device) -> model}: what a folder may ask the loader to do after loading
+    the weights (quantise, run contextually sparse). The stages that make such folders register their function
+    under the `effir.model_variants` entry points, so the encoder needs none of their code."""
+    from importlib.metadata import entry_points
+
+    found = {ep.name: ep for ep in entry_points(group=VARIANT_GROUP)}
+    if not found:
+        raise RuntimeError(f"no `{VARIANT_GROUP}` entry points: effir is not installed (pip install -e .)")
+    return {name: found[name].load() for name in sorted(found)}
+
+
 def load_model(spec: ModelSpec, device: str | None = None, dtype: str | None = None):
     """(model in eval mode on device, tokenizer). Same call for a registry model, a compressed folder, a hub id."""
     from transformers import AutoModel, AutoTokenizer
@@ -67,18 +82,9 @@ def load_model(spec: ModelSpec, device: str | None = None, dtype: str | None = N
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = model.to(device=device, dtype=torch_dtype).eval()
-    method = spec.extra.get("quantization")
-    shadow = spec.extra.get("shadow")
-    if shadow and method:
-        raise ValueError(f"{spec.path}: contextual sparsity (shadow) gathers dense weights; it cannot be quantised")
-    if shadow:
-        from effir.compression.shadow import load as load_shadow
-
-        load_shadow(model, spec.path, shadow)
-    if method:
-        from effir.compression.quantize import quantize
-
-        model = quantize(model, method, device)
+    for key, apply in runtime_variants().items():
+        if spec.extra.get(key):
+            model = apply(model, spec, device)
     return model, tokenizer
 
 

@@ -18,7 +18,7 @@ class ShardEncoder:
     """A Ray actor: one model per actor, one shard per call."""
 
     def __init__(self, spec, out: str, dtype: str, device: str | None, threads: int):
-        from effir.device import configure_threads
+        from effir.core.device import configure_threads
         from effir.encoder.model import Encoder
 
         configure_threads(threads)

@@ -15,14 +15,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from effir.data import Corpus
-from effir.files import atomic_path, sha256_file, write_json
+from effir.core.data import Corpus
+from effir.core.errors import EffirError
+from effir.core.files import atomic_path, sha256_file, write_json
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 
 
-class ShardError(RuntimeError):
+class ShardError(EffirError):
     pass
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from effir.options import friendly_errors
+from effir.core.options import friendly_errors
 
 
 def metrics_table(rows: list[tuple[str, dict]]) -> str:
@@ -22,9 +22,10 @@ def eval_cmd(run_path, qrels, json_out):
     """nDCG@10, R@100, MRR@10 (trec_eval semantics) of a TREC run."""
     from pathlib import Path
 
-    from effir.data import read_qrels, read_trec_run
+    from effir.core.data import read_qrels
+    from effir.core.files import write_json
+    from effir.core.trec import read_trec_run
     from effir.eval.metrics import evaluate
-    from effir.files import write_json
 
     metrics = evaluate(read_trec_run(run_path), read_qrels(qrels))
     click.echo(metrics_table([(Path(run_path).name, metrics)]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from effir.files import write_json, write_text
+from effir.core.files import write_json, write_text
 
 SCHEMA_KEYS = ("name", "kind", "model", "parent", "trained", "ndcg@10", "recall@100", "mrr@10", "retention",
                "p_value_vs_parent", "p_value_vs_full", "params", "params_non_embedding", "flops_per_token",

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
 import numpy as np
 
+from effir.core.errors import EffirError
+from effir.core.files import atomic_path, write_json
+from effir.core.memory import PeakMemory
 from effir.encoder.shards import read_manifest, read_shards
-from effir.files import atomic_path, write_json
-from effir.memory import PeakMemory
 
 INDEX_FILE = "index.faiss"
 DOCIDS_FILE = "docids.txt"
 META_FILE = "meta.json"
 ADD_BATCH = 16_384  # rows read and added at a time
 
+logger = logging.getLogger(__name__)
 
-class IndexBuildError(ValueError):
+
+class IndexBuildError(EffirError):
     pass
 
 
@@ -46,15 +50,34 @@ def _release_arrow_memory() -> None:
     pa.default_memory_pool().release_unused()
 
 
-def _to_gpu(index):
+def _to_gpu(index, factory: str):
     import faiss
 
-    if faiss.get_num_gpus() == 0 or not hasattr(faiss, "index_cpu_to_all_gpus"):
+    if not hasattr(faiss, "index_cpu_to_all_gpus"):
+        logger.info("faiss %s is a CPU build: building %s on the CPU", faiss.__version__, factory)
+        return index, False
+    if faiss.get_num_gpus() == 0:
+        logger.info("faiss sees no GPU: building %s on the CPU", factory)
         return index, False
     try:
-        return faiss.index_cpu_to_all_gpus(index), True
-    except RuntimeError:  # e.g. HNSW has no GPU version
+        gpu = faiss.index_cpu_to_all_gpus(index)
+    except RuntimeError as e:  # e.g. HNSW has no GPU version
+        logger.warning("%s cannot be built on the GPU (%s); building it on the CPU", factory,
+                       str(e).splitlines()[-1][:160])
         return index, False
+    logger.info("building %s on %d GPU(s)", factory, faiss.get_num_gpus())
+    return gpu, True
+
+
+def _factory(dim: int, factory: str):
+    import faiss
+
+    try:
+        return faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as e:
+        reason = str(e).splitlines()[-1]
+        reason = reason.split("failed: ")[-1] if "failed: " in reason else reason.split(": ")[-1]
+        raise IndexBuildError(f"--factory {factory!r} cannot index {dim}-d vectors: {reason}") from None
 
 
 def build_index(shards: str | Path, out: str | Path, factory: str = "Flat", train_size: int | None = None,
@@ -66,12 +89,13 @@ def build_index(shards: str | Path, out: str | Path, factory: str = "Flat", trai
     dim = manifest["dim"]
     with PeakMemory() as mem:
         t0 = time.perf_counter()
-        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        index = _factory(dim, factory)
+        # read IVF's list count on the CPU index: a GPU index cannot be unwrapped by extract_index_ivf
+        nlist = getattr(faiss.extract_index_ivf(index), "nlist", 0) if "IVF" in factory else 0
         on_gpu = False
         if use_gpu:
-            index, on_gpu = _to_gpu(index)
+            index, on_gpu = _to_gpu(index, factory)
         if not index.is_trained:
-            nlist = getattr(faiss.extract_index_ivf(index), "nlist", 0) if "IVF" in factory else 0
             # k-means wants ≥ 39 points per list (FAISS warns below that)
             sample = _training_sample(shards, train_size or max(100_000, 40 * nlist), seed)
             if nlist and len(sample) < nlist:
@@ -114,7 +138,7 @@ class LoadedIndex:
         """`mmap`: map the index file instead of reading it (IVF lists then stay on disk until touched)."""
         import faiss
 
-        folder = Path(folder)
+        folder = self.folder = Path(folder)
         for name in (INDEX_FILE, DOCIDS_FILE, META_FILE):
             if not (folder / name).exists():
                 raise FileNotFoundError(f"{folder / name}: missing; build the index with `effir index`")
@@ -131,4 +155,8 @@ class LoadedIndex:
             faiss.ParameterSpace().set_index_parameters(self.index, ",".join(params))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if queries.shape[-1] != self.index.d:
+            raise IndexBuildError(f"{self.folder}: the index holds {self.index.d}-d vectors of model "
+                                  f"{self.meta.get('model')!r}, the query encoder gives {queries.shape[-1]}-d "
+                                  f"vectors; search with the model that encoded the shards")
         return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)

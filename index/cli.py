@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from effir.options import friendly_errors
+from effir.core.options import friendly_errors
 
 
 @click.command("index")
@@ -16,7 +16,7 @@ from effir.options import friendly_errors
 @friendly_errors
 def index_cmd(shards, out, factory, train_size, no_gpu, threads):
     """Build a FAISS inner-product index from embedding shards."""
-    from effir.device import configure_threads
+    from effir.core.device import configure_threads
     from effir.index.build import build_index
 
     configure_threads(threads)

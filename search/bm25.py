@@ -6,8 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
-from effir.data import Corpus
-from effir.files import atomic_path
+from effir.core.data import Corpus
+from effir.core.files import atomic_path
 
 
 def write_json_collection(corpus: Corpus, folder: Path) -> None:
@@ -72,7 +72,7 @@ def bm25_search_timed(index_dir: Path, queries: dict[str, str], k: int = 1000, k
     """One query at a time, as an online system would: (results, per-query latency summary)."""
     import time
 
-    from effir.timing import latency_ms
+    from effir.core.timing import latency_ms
 
     searcher = _searcher(index_dir, k1, b)
     results, times = {}, []

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import click
 
-from effir.options import friendly_errors, model_options, spec_from_options
+from effir.core.options import friendly_errors, model_options, spec_from_options
 
 
 def _judged_queries(queries_path, qrels_path):
-    from effir.data import read_qrels, read_queries
+    from effir.core.data import read_qrels, read_queries
 
     queries = read_queries(queries_path)
     if qrels_path:
@@ -26,7 +26,7 @@ def print_latency(name: str, lat: dict) -> None:
 @click.option("--queries", required=True, type=click.Path())
 @click.option("--qrels", type=click.Path(), default=None, help="search only the queries judged here")
 @click.option("--out", required=True, type=click.Path(), help="TREC run file")
-@click.option("--k", default=1000, show_default=True)
+@click.option("--k", default=1000, show_default=True, type=click.IntRange(min=1), help="hits per query")
 @click.option("--remove-query", is_flag=True, help="drop hits whose docid equals the query id (ArguAna, Quora)")
 @click.option("--nprobe", type=int, default=None, help="IVF lists to visit")
 @click.option("--ef-search", type=int, default=None, help="HNSW search depth")
@@ -36,8 +36,8 @@ def print_latency(name: str, lat: dict) -> None:
 def search_cmd(index_dir, queries, qrels, out, k, remove_query, nprobe, ef_search, mmap, tag, device, dtype, threads,
                **kw):
     """Encode queries, search a FAISS index, write a TREC run; prints latency."""
-    from effir.data import write_trec_run
-    from effir.device import configure_threads
+    from effir.core.device import configure_threads
+    from effir.core.trec import write_trec_run
     from effir.encoder.model import Encoder
     from effir.index.build import LoadedIndex
     from effir.search.dense import dense_search
@@ -59,7 +59,7 @@ def search_cmd(index_dir, queries, qrels, out, k, remove_query, nprobe, ef_searc
 @click.option("--out", required=True, type=click.Path(), help="TREC run file")
 @click.option("--split", default="test", show_default=True, help="search the queries judged in qrels/<split>.tsv")
 @click.option("--work", type=click.Path(), default=None, help="where the Lucene index goes (default: beside --out)")
-@click.option("--k", default=1000, show_default=True)
+@click.option("--k", default=1000, show_default=True, type=click.IntRange(min=1), help="hits per query")
 @click.option("--k1", default=0.9, show_default=True)
 @click.option("--b", default=0.4, show_default=True)
 @click.option("--remove-query", is_flag=True)
@@ -69,7 +69,8 @@ def bm25_cmd(dataset, out, split, work, k, k1, b, remove_query, threads):
     """Lucene BM25 (flat) through Pyserini; writes a TREC run."""
     from pathlib import Path
 
-    from effir.data import BeirDataset, write_trec_run
+    from effir.core.data import BeirDataset
+    from effir.core.trec import write_trec_run
     from effir.search.bm25 import bm25_search, build_lucene_index
 
     ds = BeirDataset(dataset)

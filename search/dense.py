@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from effir.timing import latency_ms
+from effir.core.timing import latency_ms
 
 
 def dense_search(encoder, index, queries: dict[str, str], k: int = 1000, remove_query: bool = False):

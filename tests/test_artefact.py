@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from effir.cli import main
 from effir.compression.artefact import MANIFEST, ArtefactError, rebuild, verify
+from effir.core.models import resolve
 from effir.encoder.model import Encoder
-from effir.models import resolve
 
 TEXTS = ["protein binding in the cell", "the immune response to a virus", "heart and lung tissue"]
 

@@ -9,9 +9,14 @@ import torch
 from click.testing import CliRunner
 
 from effir.cli import main
-from effir.compression.sparsity import block_linears, collect_inputs, sparsegpt_prune, wanda_mask
+from effir.compression.sparsity import (
+    block_linears,
+    collect_inputs,
+    sparsegpt_prune,
+    wanda_mask,
+)
+from effir.core.models import resolve
 from effir.encoder.model import Encoder, load_model
-from effir.models import resolve
 from tests.conftest import WORDS
 
 TEXTS = [" ".join(WORDS[i:i + 12]) for i in range(0, 20)]
@@ -59,9 +64,17 @@ def test_sparsity_cli_reaches_target_exactly(tmp_path, tiny_llama, method):
 
 def test_collect_inputs_counts_real_tokens_only(tiny_bert):
     model, tok = load_model(resolve(str(tiny_bert)), device="cpu")
-    _, stats = collect_inputs(model, tok, ["a b c", "a"], hessian=True)
-    h = stats["0.attention.self.query"]
-    assert torch.allclose(h, h.T, atol=1e-4) and h.shape == (32, 32)
+    texts = ["a b c", "a"]
+    _, stats = collect_inputs(model, tok, texts, hessian=True)
+    # by hand: each text alone (no padding), H = Σ xxᵀ over its tokens' inputs to the query projection
+    seen = []
+    hook = model.encoder.layer[0].attention.self.query.register_forward_pre_hook(lambda m, a: seen.append(a[0][0]))
+    with torch.no_grad():
+        for t in texts:
+            model(**tok([t], return_tensors="pt"))
+    hook.remove()
+    x = torch.cat(seen)
+    torch.testing.assert_close(stats["0.attention.self.query"], x.T @ x, atol=1e-4, rtol=1e-4)
 
 
 def test_int8_quantize_folder(tmp_path, tiny_bert):

@@ -27,8 +27,8 @@ def dataset200(tmp_path):
 
 
 def test_bench_report(tmp_path, dataset200, tiny_bert):
-    from effir.compression.steps import drop, finetune
     from effir.compression.pairs import Example
+    from effir.compression.steps import drop, finetune
     from effir.compression.train import TrainConfig
 
     # a trained parent and a compressed child of it: retention and p-values go against the parent

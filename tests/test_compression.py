@@ -13,9 +13,9 @@ from effir.compression.folder import save_model_folder
 from effir.compression.importance import least_important, sublayer_importance
 from effir.compression.info import describe
 from effir.compression.slim import ChannelGates
+from effir.core.models import resolve
 from effir.encoder import architecture
 from effir.encoder.model import Encoder, load_model
-from effir.models import resolve
 
 TEXTS = ["protein binding in cells", "a trial of therapy dose and risk " * 3, "brain signal", "memory"]
 
@@ -37,9 +37,21 @@ def test_importance_scores_every_sublayer(request, fixture):
     scores = sublayer_importance(model, tok, TEXTS * 3, max_length=32, batch_size=4)
     n = len(architecture.layers(model))
     assert len(scores["attn"]) == n and len(scores["mlp"]) == n
-    assert all(0.0 <= s <= 2.0 for s in scores["attn"] + scores["mlp"])
-    assert scores["tokens"] > 0
+    assert scores["tokens"] > 0 and all(s > 0 for s in scores["attn"] + scores["mlp"])
     assert least_important([0.3, 0.1, None, 0.2], 2) == [1, 3]
+    # a sublayer whose output is zero changes nothing: S = 0 exactly; a larger output moves the stream more
+    _, out_proj = architecture.mlp_linears(architecture.layers(model)[1])
+    with torch.no_grad():
+        weight = out_proj.weight.clone()
+        out_proj.weight.zero_()
+        if out_proj.bias is not None:
+            out_proj.bias.zero_()
+        silent = sublayer_importance(model, tok, TEXTS * 3, max_length=32, batch_size=4)
+        out_proj.weight.copy_(weight * 10)
+        loud = sublayer_importance(model, tok, TEXTS * 3, max_length=32, batch_size=4)
+    assert silent["mlp"][1] == pytest.approx(0.0, abs=1e-6) and silent["mlp"][0] == scores["mlp"][0]
+    assert loud["mlp"][1] > scores["mlp"][1]
+    assert silent["mlp_channels"][1] == [0.0] * len(silent["mlp_channels"][1])
 
 
 def test_importance_matches_definition_on_llama(tiny_llama):

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from effir.cli import main
-from effir.data import BeirDataset, Corpus, DatasetError, read_qrels, read_queries
+from effir.core.data import BeirDataset, Corpus, DatasetError, read_qrels, read_queries
 
 GOOD = [{"_id": "a", "title": "T", "text": "alpha"}, {"_id": "b", "title": "", "text": ""}]
 

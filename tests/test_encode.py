@@ -14,11 +14,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from effir.data import Corpus
+from effir.core.data import Corpus
+from effir.core.models import resolve
 from effir.encoder.model import Encoder
 from effir.encoder.pooling import pool
 from effir.encoder.shards import encode_corpus, load_all
-from effir.models import resolve
 from tests.conftest import write_corpus
 
 

@@ -1,4 +1,4 @@
-from effir.files import atomic_path
+from effir.core.files import atomic_path
 
 
 def test_atomic_path_replaces_files_and_folders(tmp_path):

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from effir.cli import main
-from effir.data import read_qrels, read_trec_run, write_trec_run
+from effir.core.data import read_qrels
+from effir.core.trec import read_trec_run, write_trec_run
 from effir.eval.metrics import evaluate
 from effir.eval.significance import compare, paired_randomization
 
@@ -87,9 +88,9 @@ def _random_run(seed=0):
 
 
 def test_metrics_match_pyserini_trec_eval(tmp_path):
-    from effir.search.jvm import java_home
-
     import pyserini
+
+    from effir.search.jvm import java_home
 
     qrels, results = _random_run()
     run_path, cut_path, qrels_path = tmp_path / "run.trec", tmp_path / "cut.trec", tmp_path / "qrels.txt"

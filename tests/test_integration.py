@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from effir.cli import main
 from tests.conftest import shared_dataset
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _invoke(args):
@@ -62,9 +62,24 @@ def scifact_slice(tmp_path_factory):
 def test_smollm2_runs_end_to_end(tmp_path, scifact_slice):
     _invoke(["run", "--dataset", scifact_slice, "--model", "smollm2-135m", "--out", tmp_path / "s"])
     metrics = json.loads((tmp_path / "s" / "metrics.json").read_text())
-    assert metrics["queries"] == 25 and 0.0 < metrics["ndcg@10"] <= 1.0
+    assert metrics["queries"] == 25
     manifest = json.loads((tmp_path / "s" / "shards" / "manifest.json").read_text())
     assert manifest["dim"] == 576 and manifest["pooling"] == "last" and manifest["encoding"]["append_eos"]
+    # every shard row is its own document's vector: re-encode a few documents one at a time and compare
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from effir.core.data import Corpus
+    from effir.core.models import resolve
+    from effir.encoder.model import Encoder
+
+    table = pq.read_table(sorted((tmp_path / "s" / "shards").glob("part-*.parquet"))[0])
+    docs = {d.docid: d.contents for d in Corpus(scifact_slice / "corpus.jsonl")}
+    encoder = Encoder(resolve("smollm2-135m"), device="cpu")
+    for row in (0, 7, table.num_rows - 1):
+        docid = table.column("docid")[row].as_py()
+        stored = np.asarray(table.column("embedding")[row].as_py(), dtype=np.float32)
+        np.testing.assert_allclose(stored, encoder.encode([docs[docid]])[0][0], atol=1e-4)
 
 
 @pytest.mark.parametrize("model", ["minilm", "smollm2-135m"])

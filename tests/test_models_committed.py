@@ -12,7 +12,7 @@ from effir.compression.cli import probe_documents
 from effir.encoder.model import Encoder
 from tests.conftest import shared_dataset
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 SYSTEMS = sorted(p.parent.name for p in MODELS.glob(f"*/{MANIFEST}"))

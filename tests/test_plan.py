@@ -13,9 +13,9 @@ from effir.cli import main
 from effir.compression import plan
 from effir.compression.info import describe, flops_by_part
 from effir.compression.slim import ChannelGates
+from effir.core.models import resolve
 from effir.encoder import architecture
 from effir.encoder.model import load_model
-from effir.models import resolve
 
 
 def _parts(n_layers=4, mlp=100, attn=60):

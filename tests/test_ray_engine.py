@@ -13,6 +13,7 @@ from effir.encoder.shards import load_all
 from tests.conftest import write_corpus
 
 pytest.importorskip("ray")
+pytestmark = pytest.mark.slow  # starts a local Ray cluster
 
 
 def test_ray_engine_matches_local(tmp_path, tiny_llama):

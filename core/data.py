@@ -1,4 +1,5 @@
-"""BEIR datasets and Pyserini JsonCollections, validated while streaming.
+"""BEIR datasets and Pyserini JsonCollections, validated while streaming (one idea: reading BEIR input and
+refusing what is wrong with it, so it is longer than most modules).
 
 Every problem is reported as `file:line: problem`. Readers either stop at the first bad line
 (the default, before any output is written) or, with `skip_bad`, write the rejected lines to a
@@ -13,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from effir.core.errors import EffirError
 
-class DatasetError(ValueError):
+
+class DatasetError(EffirError):
     """Bad input: names the file, the line (1-based, when there is one) and the problem."""
 
     def __init__(self, path, line: int | None, problem: str):
@@ -285,35 +288,6 @@ class BeirDataset:
 
     def qrels(self, split: str = "test", corpus: Corpus | None = None, queries: dict | None = None):
         return read_qrels(self.qrels_path(split), corpus.ids if corpus else None, queries.keys() if queries else None)
-
-
-def read_trec_run(path: str | Path) -> dict[str, dict[str, float]]:
-    path = Path(path)
-    if not path.exists():
-        raise DatasetError(path, None, "file not found")
-    run: dict[str, dict[str, float]] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            cols = line.split()
-            if len(cols) != 6:
-                raise DatasetError(path, lineno, f"expected 6 columns (qid Q0 docid rank score tag), got {len(cols)}")
-            try:
-                run.setdefault(cols[0], {})[cols[2]] = float(cols[4])
-            except ValueError:
-                raise DatasetError(path, lineno, f"score {cols[4]!r} is not a number") from None
-    return run
-
-
-def write_trec_run(path: str | Path, results: dict[str, list[tuple[str, float]]], tag: str) -> None:
-    """results: qid -> [(docid, score)] already ranked. Written atomically."""
-    from effir.files import atomic_path
-
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        for qid, hits in results.items():
-            for rank, (docid, score) in enumerate(hits, 1):
-                f.write(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n")
 
 
 def sample_texts(corpus: Corpus, n: int, seed: int = 0) -> list[str]:

@@ -6,7 +6,7 @@ import functools
 
 import click
 
-from effir.data import DatasetError
+from effir.core.errors import EffirError
 
 
 def model_options(f):
@@ -29,10 +29,22 @@ def model_options(f):
 
 def spec_from_options(model, pooling=None, query_prefix=None, passage_prefix=None, query_max_length=None,
                       passage_max_length=None, **_):
-    from effir.models import resolve
+    from effir.core.models import resolve
 
     return resolve(model, pooling=pooling, query_prefix=query_prefix, passage_prefix=passage_prefix,
                    query_max_length=query_max_length, passage_max_length=passage_max_length)
+
+
+class InputError(click.ClickException):
+    """A user's mistake: one line `error: ...` on stderr and exit code 2 (as click's usage errors), no traceback."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+DEBUG = {"on": False}  # set by `effir --debug`: show the traceback instead of the one line
 
 
 def friendly_errors(f):
@@ -40,12 +52,11 @@ def friendly_errors(f):
 
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
-        from effir.encoder.shards import ShardError
-        from effir.index.build import IndexBuildError
-
         try:
             return f(*args, **kwargs)
-        except (DatasetError, ShardError, IndexBuildError, FileNotFoundError) as e:
-            raise click.ClickException(str(e)) from e
+        except (EffirError, FileNotFoundError) as e:
+            if DEBUG["on"]:
+                raise
+            raise InputError(str(e)) from e
 
     return wrapper

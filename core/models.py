@@ -79,7 +79,7 @@ def _smollm2_path() -> str:
         raise RuntimeError(f"no .gguf file in {folder}")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from effir.files import atomic_path
+    from effir.core.files import atomic_path
 
     tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=ggufs[0].name)
     lm = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=ggufs[0].name, dtype="float32")

@@ -1,0 +1,81 @@
+"""`effir compress` commands for the methods EffiR is compared with: Wanda, SparseGPT, NSVD, contextual sparsity
+(ShadowLLM) and quantisation. Each writes a model folder the encoder and `effir bench` load like any other."""
+
+from __future__ import annotations
+
+import click
+
+from effir.compression.cli_options import calibration_options, compress, model_command
+
+
+def _sparsity_command(method: str, doc: str):
+    @model_command(compress, method, help=doc)
+    @click.option("--ratio", default=0.5, show_default=True, help="fraction of weights zeroed in every linear layer")
+    @click.option("--nm", default=None, help="semi-structured N:M instead, e.g. 2:4")
+    @calibration_options
+    @click.option("--max-length", default=256, show_default=True)
+    def cmd(model, out, ratio, nm, dataset, texts, calibration, max_length):
+        from effir.compression.baselines import sparsify_folder
+        from effir.compression.steps import calibration_texts
+
+        pattern = tuple(int(x) for x in nm.split(":")) if nm else None
+        figures = sparsify_folder(model, out, calibration_texts(dataset, texts, calibration), method, ratio,
+                                  pattern, max_length)
+        click.echo(f"{method}: {figures['zeros']:,} of {figures['weights']:,} block weights are zero "
+                   f"({figures['sparsity']:.2%}) -> {out}")
+
+    return cmd
+
+
+_sparsity_command("wanda", "Wanda sparsity: prune the lowest |W|·‖X‖ in every output row (calibrated on texts).")
+_sparsity_command("sparsegpt", "SparseGPT sparsity: OBS pruning with inverse-Hessian reconstruction (calibrated).")
+
+
+@model_command(compress, "nsvd")
+@click.option("--keep", default=0.6, show_default=True, help="fraction of each linear layer's parameters kept")
+@click.option("--k1-fraction", default=0.95, show_default=True, help="rank share of the whitened first stage")
+@calibration_options
+@click.option("--max-length", default=256, show_default=True)
+def nsvd_cmd(model, out, keep, k1_fraction, dataset, texts, calibration, max_length):
+    """Nested activation-aware low-rank decomposition of the block linears (no fine-tuning)."""
+    from effir.compression.baselines import nsvd_folder
+    from effir.compression.steps import calibration_texts
+
+    f = nsvd_folder(model, out, calibration_texts(dataset, texts, calibration), keep, k1_fraction, max_length)
+    click.echo(f"factored {f['factored']} of {f['linears']} linears; non-embedding parameters "
+               f"{f['params_non_embedding_before']:,} -> {f['params_non_embedding']:,} -> {out}")
+
+
+@model_command(compress, "shadow")
+@click.option("--dataset", type=click.Path(exists=True), default=None,
+              help="BEIR folder: its corpus's title → body pairs train the predictor (not needed with --predictor-from)")
+@click.option("--pairs", "n_pairs", default=512, show_default=True, help="title → body pairs for the targets")
+@click.option("--split", default=None, help="also use this qrels split's pairs (never test)")
+@click.option("--head-keep", default=0.75, show_default=True, help="fraction of attention heads computed per input")
+@click.option("--mlp-keep", default=0.5, show_default=True, help="fraction of MLP channels computed per input")
+@click.option("--width", default=512, show_default=True, help="predictor hidden width")
+@click.option("--epochs", default=100, show_default=True, help="predictor training epochs")
+@click.option("--predictor-from", default=None, help="reuse the predictor of this shadow folder (no training)")
+def shadow_cmd(model, out, dataset, n_pairs, split, head_keep, mlp_keep, width, epochs, predictor_from):
+    """Contextual sparsity (ShadowLLM): a predictor on layer 0's output picks each input's heads and channels."""
+    from effir.compression.baselines import shadow_folder
+    from effir.compression.pairs import text_pairs
+    from effir.core.data import BeirDataset
+
+    if not (dataset or predictor_from):
+        raise click.UsageError("give --dataset to train the predictor, or --predictor-from FOLDER to reuse one")
+    pairs = [] if predictor_from else text_pairs(BeirDataset(dataset), n_pairs, split)
+    s = shadow_folder(model, out, pairs, head_keep, mlp_keep, width, epochs, predictor_from)
+    rho = ", ".join(f"{k} {s[k]}" for k in ("spearman_heads", "spearman_mlp") if k in s)
+    click.echo(f"heads kept {head_keep:.0%}, MLP channels kept {mlp_keep:.0%}; held-out {rho} -> {out}")
+
+
+@model_command(compress, "quantize")
+@click.option("--method", type=click.Choice(["int8-dynamic", "nf4"]), default="int8-dynamic", show_default=True,
+              help="int8-dynamic on CPU, nf4 (bitsandbytes) on CUDA")
+def quantize_cmd(model, out, method):
+    """Quantise the linear layers of any folder (EffiR ones too: drop/slim first, quantise last)."""
+    from effir.compression.baselines import quantize_folder
+
+    quantize_folder(model, out, method)
+    click.echo(f"{method} recorded -> {out} (applied when the folder is loaded)")

@@ -1,0 +1,122 @@
+"""The options the `effir compress` commands share, and the group they hang on."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import click
+
+from effir.core.options import friendly_errors
+
+
+def _ints(value: str | None):
+    return [int(x) for x in value.split(",") if x.strip()] if value else None
+
+
+def calibration_options(f):
+    f = click.option("--calibration", default=256, show_default=True, help="calibration texts")(f)
+    f = click.option("--texts", type=click.Path(exists=True), default=None, help="calibration texts file (.jsonl or one per line)")(f)
+    return click.option("--dataset", type=click.Path(exists=True), default=None, help="BEIR folder: calibration samples its corpus")(f)
+
+
+def train_options(f):
+    opts = [
+        click.option("--split", default="train", show_default=True, help="qrels split of --dataset to train on (never test)"),
+        click.option("--title-body", multiple=True, type=click.Path(exists=True), help="label-free title→body pairs from this BEIR corpus (repeatable)"),
+        click.option("--title-body-limit", default=2000, show_default=True, help="pairs per --title-body corpus"),
+        click.option("--epochs", default=1.0, show_default=True),
+        click.option("--batch-size", default=16, show_default=True),
+        click.option("--negatives", default=1, show_default=True, help="BM25 hard negatives per query"),
+        click.option("--lr", default=None, type=float, help="learning rate (default 2e-5 full, 1e-4 LoRA, 0.05 slim gates)"),
+        click.option("--temperature", default=0.05, show_default=True),
+        click.option("--lora", is_flag=True, help="LoRA through peft (merged on save) instead of full fine-tuning"),
+        click.option("--lora-r", default=32, show_default=True),
+        click.option("--lora-alpha", default=64, show_default=True),
+        click.option("--max-steps", type=int, default=None),
+        click.option("--seed", default=0, show_default=True),
+        click.option("--passage-max-length", type=int, default=None, help="truncate passages during training"),
+        click.option("--work", type=click.Path(), default=None, help="checkpoints and logs (default: OUT.work)"),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _config(epochs, batch_size, negatives, lr, temperature, lora, lora_r, lora_alpha, max_steps, seed, default_lr):
+    from effir.compression.train import TrainConfig
+
+    return TrainConfig(epochs=epochs, batch_size=batch_size, negatives=negatives, lr=lr or default_lr,
+                       temperature=temperature, lora=lora, lora_r=lora_r, lora_alpha=lora_alpha,
+                       max_steps=max_steps, seed=seed)
+
+
+def cut_options(f):
+    opts = [
+        click.option("--drop-fraction", default=0.5, show_default=True, help="share of MLP sublayers to drop (paper: 16/32)"),
+        click.option("--reduction", default=0.3, show_default=True, help="share of the remaining MLP width to remove"),
+        click.option("--target-speedup", type=float, default=None,
+                     help="instead: the cut reaching this analytic FLOP ratio on documents with the least importance removed"),
+        click.option("--importance", type=click.Path(exists=True), default=None,
+                     help="importance.json from `analyze` (default: computed on --dataset)"),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _scores(model, importance, dataset, out):
+    from effir.compression.steps import analyze, calibration_texts
+
+    if importance:
+        return json.loads(open(importance).read())
+    return analyze(model, out, calibration_texts(dataset))
+
+
+def _examples(out, work, dataset, split, title_body, title_body_limit):
+    """(work folder, training examples) as `train` and `slim` both read them."""
+    from pathlib import Path
+
+    from effir.compression.steps import training_examples
+
+    work = Path(work or f"{out}.work")
+    examples = training_examples(dataset, split if dataset else None, list(title_body), title_body_limit, work)
+    click.echo(f"{len(examples)} training examples", err=True)
+    return work, examples
+
+
+def probe_documents(dataset: str, n: int = 20) -> tuple[list[str], list[str]]:
+    """(ids, texts) of the first `n` documents of a corpus, in file order: fixed probe texts for artefacts."""
+    import itertools
+
+    from effir.core.data import BeirDataset
+
+    docs = list(itertools.islice(BeirDataset(dataset).corpus(), n))
+    return [d.docid for d in docs], [d.contents for d in docs]
+
+
+def model_command(group, name: str, out: bool = True, **kw):
+    """A compress subcommand over one model: --model, --out (when it writes a folder), --threads, and bad input
+    reported as one line."""
+
+    def decorate(f):
+        @functools.wraps(f)
+        def run(*args, threads=None, **kwargs):
+            from effir.core.device import configure_threads
+
+            configure_threads(threads)
+            return f(*args, **kwargs)
+
+        cmd = friendly_errors(run)
+        cmd = click.option("--threads", type=int, default=None, help="CPU threads (default: the free cores)")(cmd)
+        if out:
+            cmd = click.option("--out", required=True, type=click.Path(), help="folder to write")(cmd)
+        cmd = click.option("--model", "-m", required=True, help="registry name, model folder or hub id")(cmd)
+        return group.command(name, **kw)(cmd)
+
+    return decorate
+
+
+@click.group("compress")
+def compress():
+    """Compress a retriever (EffiR: analyze → drop → train → slim → train) and inspect the result."""

@@ -1,0 +1,66 @@
+"""The systems of a bench run: their labels, how they were trained, and which system each was made from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+def safe_name(system: str) -> str:
+    return Path(system).name.replace("/", "_") or system
+
+
+def parse_systems(systems: list[str]) -> list[tuple[str, str]]:
+    """["name=model" | "model"] -> [(name, model)]; names must be unique (they name the runs' folders)."""
+    out = []
+    for item in systems:
+        name, sep, model = item.partition("=")
+        out.append((name, model) if sep else (safe_name(item), item))
+    names = [n for n, _ in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise click.UsageError(f"--systems: two systems named {dupes}; label them, e.g. a=path/one,b=path/two")
+    return out
+
+
+def describe_training(spec) -> str:
+    runs = [h for h in spec.extra.get("history", []) if h.get("step") == "train"]
+    if not runs:
+        return "none"
+    h = runs[-1]
+    cfg = h.get("config", {})
+    steps = h.get("steps_run") or cfg.get("max_steps") or f"{cfg.get('epochs')} epoch(s)"
+    how = f"LoRA r{cfg.get('lora_r')}" if cfg.get("lora") else "full"
+    return f"{steps} steps, {how}, {h.get('examples')} examples"
+
+
+def check_parents(names: list[str], explicit: dict[str, str]) -> None:
+    """Before any work: every --parent names two systems of the run."""
+    for child, parent in explicit.items():
+        if child not in names:
+            raise click.UsageError(f"--parent {child}={parent}: {child!r} is not one of the systems {sorted(names)}")
+        if parent not in names:
+            raise click.UsageError(f"--parent {child}={parent}: the parent {parent!r} of {child!r} is not in this "
+                                   f"run; add it to --systems")
+
+
+def resolve_parents(rows: list[dict], explicit: dict[str, str]) -> None:
+    """Each row's `parent`: the --parent given for it, else the nearest system in the run it was made from."""
+    by_path = {_canonical(r["model"]): r["name"] for r in rows if r.get("model")}
+    for r in rows:
+        r["parent"] = explicit.get(r["name"])
+        source = r.pop("made_from", None)
+        while r["parent"] is None and source:
+            r["parent"] = by_path.get(_canonical(source))
+            source = _made_from(source)
+
+
+def _canonical(path: str) -> str:
+    return str(Path(path).resolve()) if Path(path).exists() else path
+
+
+def _made_from(path: str) -> str | None:
+    meta = Path(path) / "effir.json"
+    return json.loads(meta.read_text()).get("made_from") if meta.exists() else None
