@@ -83,17 +83,6 @@ class GatheredBertSelfAttention(_Gathered):
         return out.reshape(b, t, -1), None
 
 
-class GatheredBertSelfOutput(_Gathered):
-    def __init__(self, full, selection, layer):
-        super().__init__(selection, layer)
-        self.full = full
-        self.register_buffer("weight_t", full.dense.weight.detach().t().contiguous(), persistent=False)
-
-    def forward(self, hidden_states, input_tensor):
-        y = gathered_columns(hidden_states, self.weight_t, self.full.dense.bias, self.kept("head_rows"))
-        return self.full.LayerNorm(y + input_tensor)
-
-
 class GatheredBertIntermediate(_Gathered):
     def __init__(self, full, selection, layer):
         super().__init__(selection, layer)
@@ -105,13 +94,16 @@ class GatheredBertIntermediate(_Gathered):
 
 
 class GatheredBertOutput(_Gathered):
-    def __init__(self, full, selection, layer):
+    """A BERT output projection (attention's `kind="head_rows"`, the MLP's `kind="mlp"`) on its kept input columns,
+    then the residual LayerNorm."""
+
+    def __init__(self, full, selection, layer, kind: str):
         super().__init__(selection, layer)
-        self.full = full
+        self.full, self.kind = full, kind
         self.register_buffer("weight_t", full.dense.weight.detach().t().contiguous(), persistent=False)
 
     def forward(self, hidden_states, input_tensor):
-        y = gathered_columns(hidden_states, self.weight_t, self.full.dense.bias, self.kept("mlp"))
+        y = gathered_columns(hidden_states, self.weight_t, self.full.dense.bias, self.kept(self.kind))
         return self.full.LayerNorm(y + input_tensor)
 
 

@@ -16,7 +16,6 @@ from effir.compression.gathered import (
     GatheredBertIntermediate,
     GatheredBertOutput,
     GatheredBertSelfAttention,
-    GatheredBertSelfOutput,
     GatheredLlamaAttention,
     GatheredLlamaMLP,
     Selection,
@@ -116,10 +115,10 @@ def attach(model: nn.Module, predictor: ShadowPredictor, head_keep: float, mlp_k
                 block.mlp = GatheredLlamaMLP(block.mlp, selection, layer)
         elif kind == "heads":
             block.attention.self = GatheredBertSelfAttention(block.attention.self, selection, layer)
-            block.attention.output = GatheredBertSelfOutput(block.attention.output, selection, layer)
+            block.attention.output = GatheredBertOutput(block.attention.output, selection, layer, "head_rows")
         else:
             block.intermediate = GatheredBertIntermediate(block.intermediate, selection, layer)
-            block.output = GatheredBertOutput(block.output, selection, layer)
+            block.output = GatheredBertOutput(block.output, selection, layer, "mlp")
     return selection
 
 
