@@ -21,6 +21,7 @@ from effir.core.files import atomic_path, sha256_file, write_json
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+ROW_GROUP = 4096  # rows per Parquet row group: exact re-ranking reads only the groups that hold its candidates
 
 
 class ShardError(EffirError):
@@ -75,7 +76,7 @@ def write_shard(out: Path, index: int, first_row: int, docids: list[str], emb: n
     """Write one shard under a temporary name, rename it when whole; returns its manifest record."""
     name = shard_name(index)
     with atomic_path(out / name) as tmp:
-        pq.write_table(_table(docids, emb, n_tokens, dtype), tmp)
+        pq.write_table(_table(docids, emb, n_tokens, dtype), tmp, row_group_size=ROW_GROUP)
     return {"file": name, "rows": len(docids), "first_row": first_row, "last_row": first_row + len(docids) - 1,
             "sha256": sha256_file(out / name)}
 
@@ -143,7 +144,7 @@ def encode_corpus(encoder, corpus: Corpus, out: str | Path, shard_size: int = 40
     return writer.finish()
 
 
-def _embeddings(column, dim: int) -> np.ndarray:
+def embeddings(column, dim: int) -> np.ndarray:
     flat = column.combine_chunks().flatten() if hasattr(column, "combine_chunks") else column.flatten()
     return flat.to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
 
@@ -163,7 +164,7 @@ def read_shards(folder: str | Path, verify: bool = True, batch_rows: int | None 
             raise ShardError(f"{path}: checksum does not match the manifest")
         parts = pq.ParquetFile(path).iter_batches(batch_size=batch_rows) if batch_rows else [pq.read_table(path)]
         for part in parts:
-            yield part.column("docid").to_pylist(), _embeddings(part.column("embedding"), dim)
+            yield part.column("docid").to_pylist(), embeddings(part.column("embedding"), dim)
 
 
 def load_all(folder: str | Path) -> tuple[list[str], np.ndarray]:

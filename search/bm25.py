@@ -41,7 +41,7 @@ def build_lucene_index(corpus: Corpus, work: Path, threads: int = 2) -> Path:
     return index_dir
 
 
-def _searcher(index_dir: Path, k1: float, b: float):
+def lucene_searcher(index_dir: Path, k1: float, b: float):
     from effir.search.jvm import start_jvm
 
     start_jvm()
@@ -61,7 +61,7 @@ def _ranked(hits, qid, k, remove_query):
 
 def bm25_search(index_dir: Path, queries: dict[str, str], k: int = 1000, k1: float = 0.9, b: float = 0.4,
                 threads: int = 2, remove_query: bool = False) -> dict[str, list[tuple[str, float]]]:
-    searcher = _searcher(index_dir, k1, b)
+    searcher = lucene_searcher(index_dir, k1, b)
     qids = list(queries)
     hits = searcher.batch_search([queries[q] for q in qids], qids, k=k + remove_query, threads=threads)
     return {qid: _ranked(hits.get(qid, []), qid, k, remove_query) for qid in qids}
@@ -74,7 +74,7 @@ def bm25_search_timed(index_dir: Path, queries: dict[str, str], k: int = 1000, k
 
     from effir.core.timing import latency_ms
 
-    searcher = _searcher(index_dir, k1, b)
+    searcher = lucene_searcher(index_dir, k1, b)
     results, times = {}, []
     for qid, text in queries.items():
         t0 = time.perf_counter()

@@ -23,35 +23,90 @@ def print_latency(name: str, lat: dict) -> None:
 @click.command("search")
 @click.option("--index", "index_dir", required=True, type=click.Path(exists=True))
 @model_options
-@click.option("--queries", required=True, type=click.Path())
+@click.option("--queries", type=click.Path(), default=None, help="queries.jsonl to search (with --out)")
+@click.option("--query", "text", default=None, help="one query typed by a person: prints the top hits with titles")
 @click.option("--qrels", type=click.Path(), default=None, help="search only the queries judged here")
-@click.option("--out", required=True, type=click.Path(), help="TREC run file")
-@click.option("--k", default=1000, show_default=True, type=click.IntRange(min=1), help="hits per query")
+@click.option("--out", type=click.Path(), default=None, help="TREC run file")
+@click.option("--k", default=1000, show_default=True, type=click.IntRange(min=1), help="hits per query (--query: 10)")
+@click.option("--rerank", type=int, default=None, metavar="K",
+              help="re-score the index's top K exactly with the vectors stored in the shards (K ≥ k)")
+@click.option("--shards", type=click.Path(), default=None, help="the shards for --rerank (default: the index's own)")
 @click.option("--remove-query", is_flag=True, help="drop hits whose docid equals the query id (ArguAna, Quora)")
 @click.option("--nprobe", type=int, default=None, help="IVF lists to visit")
 @click.option("--ef-search", type=int, default=None, help="HNSW search depth")
 @click.option("--mmap", is_flag=True, help="memory-map the index instead of reading it into RAM")
 @click.option("--tag", default=None, help="run tag (default: model name)")
 @friendly_errors
-def search_cmd(index_dir, queries, qrels, out, k, remove_query, nprobe, ef_search, mmap, tag, device, dtype, threads,
-               **kw):
-    """Encode queries, search a FAISS index, write a TREC run; prints latency."""
+def search_cmd(index_dir, queries, text, qrels, out, k, rerank, shards, remove_query, nprobe, ef_search, mmap, tag,
+               device, dtype, threads, **kw):
+    """Encode queries, search a FAISS index, write a TREC run (or print one query's hits); prints latency."""
     from effir.core.device import configure_threads
     from effir.core.trec import write_trec_run
     from effir.encoder.model import Encoder
     from effir.index.build import LoadedIndex
-    from effir.search.dense import dense_search
+    from effir.search.dense import check_rerank, dense_search
 
+    if text is not None:
+        if queries or out:
+            raise click.UsageError("--query prints hits for one query; leave out --queries and --out")
+        return _print_hits(index_dir, text, min(k, 10) if k == 1000 else k, rerank, shards, kw["model"], nprobe,
+                           ef_search, device)
+    if not (queries and out):
+        raise click.UsageError("give --queries and --out (or --query TEXT for one query)")
+    check_rerank(k, rerank)
     spec = spec_from_options(**kw)
     qs = _judged_queries(queries, qrels)
     configure_threads(threads)
     index = LoadedIndex(index_dir, nprobe=nprobe, ef_search=ef_search, mmap=mmap)
+    vectors = None
+    if rerank is not None:
+        from effir.search.rerank import ShardVectors
+
+        vectors = (ShardVectors(shards or index.meta["shards"]), rerank)
     encoder = Encoder(spec, device=device, dtype=dtype)
-    results, lat = dense_search(encoder, index, qs, k=k, remove_query=remove_query)
+    results, lat = dense_search(encoder, index, qs, k=k, remove_query=remove_query, rerank=vectors)
     write_trec_run(out, results, tag or spec.name)
     print_latency("query encode", lat["query_encode"])
     print_latency("search", lat["search"])
     click.echo(f"wrote {len(results)} queries to {out}")
+
+
+def _print_hits(index_dir, text, k, rerank, shards, model, nprobe, ef_search, device):
+    from effir.search.searcher import Searcher
+
+    searcher = Searcher(index_dir, model=model, rerank=rerank, shards=shards, nprobe=nprobe, ef_search=ef_search,
+                        device=device)
+    for hit in searcher.search(text, k=k):
+        click.echo(f"{hit.rank:>3}  {hit.score:8.4f}  {hit.docid:<16} {hit.title or ''}")
+
+
+@click.command("fuse")
+@click.option("--run", "runs", multiple=True, required=True, type=click.Path(), help="a TREC run (two or more)")
+@click.option("--method", type=click.Choice(["rrf", "interp"]), default="rrf", show_default=True)
+@click.option("--rrf-k", default=60, show_default=True, type=click.IntRange(min=0))
+@click.option("--weights", default=None, help="interpolation weights, one per run, e.g. 0.3,0.7")
+@click.option("--depth", default=1000, show_default=True, type=click.IntRange(min=1), help="hits read per run")
+@click.option("--k", default=1000, show_default=True, type=click.IntRange(min=1), help="hits written per query")
+@click.option("--out", required=True, type=click.Path(), help="fused TREC run")
+@click.option("--tag", default="fused", show_default=True)
+@friendly_errors
+def fuse_cmd(runs, method, rrf_k, weights, depth, k, out, tag):
+    """Fuse TREC runs (reciprocal-rank fusion or min-max interpolation) into one."""
+    from effir.core.trec import read_trec_run, write_trec_run
+    from effir.search.fusion import fuse
+
+    w = None
+    if weights:
+        try:
+            w = [float(x) for x in weights.split(",")]
+        except ValueError:
+            raise click.UsageError(f"--weights {weights!r}: numbers separated by commas") from None
+    fused, partial = fuse([read_trec_run(r) for r in runs], method, rrf_k, w, depth, k)
+    if partial:
+        click.echo(f"warning: {partial} queries are in only some of the runs; fused from the runs that have them",
+                   err=True)
+    write_trec_run(out, fused, tag)
+    click.echo(f"fused {len(runs)} runs ({method}) into {len(fused)} queries -> {out}")
 
 
 @click.command("bm25")

@@ -1,26 +1,47 @@
-"""Encode queries one at a time (online latency), search the FAISS index, return ranked hits."""
+"""Encode queries, search the FAISS index (optionally re-ranking its candidates exactly), return ranked hits."""
 
 from __future__ import annotations
 
 import time
 
+import numpy as np
+
+from effir.core.errors import EffirError
 from effir.core.timing import latency_ms
 
 
-def dense_search(encoder, index, queries: dict[str, str], k: int = 1000, remove_query: bool = False):
-    """→ (qid -> [(docid, score)], {"query_encode": latency, "search": latency})."""
+def check_rerank(k: int, rerank: int | None) -> None:
+    if rerank is not None and (rerank <= 0 or rerank < k):
+        raise EffirError(f"--rerank {rerank}: re-ranking takes the index's top K and keeps k={k}, so K must be ≥ k "
+                         "and above 0")
+
+
+def search_vectors(index, vectors: np.ndarray, k: int, rerank=None) -> list[list[tuple[str, float]]]:
+    """Per query vector: [(docid, score)] best first. `rerank`: (ShardVectors, K) to re-score the top K exactly."""
+    depth = min(rerank[1] if rerank else k, index.index.ntotal)
+    scores, ids = index.search(vectors, depth)
+    out = []
+    for q, (s, i) in enumerate(zip(scores, ids)):
+        if rerank:
+            from effir.search.rerank import exact_rerank
+
+            s, i = exact_rerank(rerank[0], vectors[q], i, k)
+        out.append([(index.docids[j], float(x)) for x, j in zip(s, i) if j >= 0][:k])
+    return out
+
+
+def dense_search(encoder, index, queries: dict[str, str], k: int = 1000, remove_query: bool = False, rerank=None):
+    """Queries one at a time (online latency) → (qid -> [(docid, score)], {"query_encode": ..., "search": ...})."""
     results, t_enc, t_search = {}, [], []
     extra = 1 if remove_query else 0
-    k_eff = min(k + extra, index.index.ntotal)
     for qid, text in queries.items():
         t0 = time.perf_counter()
         vec, _ = encoder.encode([text], side="query")
         t1 = time.perf_counter()
-        scores, idx = index.search(vec, k_eff)
+        hits = search_vectors(index, vec, k + extra, rerank)[0]
         t2 = time.perf_counter()
         t_enc.append(t1 - t0)
         t_search.append(t2 - t1)
-        hits = [(index.docids[i], float(s)) for s, i in zip(scores[0], idx[0]) if i >= 0]
         if remove_query:
             hits = [h for h in hits if h[0] != qid]
         results[qid] = hits[:k]
