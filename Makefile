@@ -36,8 +36,10 @@ $(MODELS)/minilm-effir-drop2/effir.json: $(MODELS)/minilm-drop2/effir.json
 	$(BIN)/effir compress train -m $(MODELS)/minilm-drop2 $(TRAIN) --out $(MODELS)/minilm-effir-drop2
 
 demo: install $(MODELS)/minilm-ft/effir.json $(MODELS)/minilm-effir-drop2/effir.json
-	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/demo-scifact --work runs/systems \
-	  --systems bm25,minilm,$(MODELS)/minilm-ft,$(MODELS)/minilm-effir-drop2 --parent minilm-effir-drop2=minilm-ft
+	$(BIN)/effir bench --dataset $(DATA)/scifact --dataset $(DATA)/cranfield --dataset $(DATA)/cisi \
+	  --out runs/demo-scifact --work runs/systems \
+	  --systems bm25,minilm,$(MODELS)/minilm-ft,$(MODELS)/minilm-effir-drop2,bm25+minilm,bm25+minilm-ft,bm25+minilm-effir-drop2 \
+	  --parent minilm-effir-drop2=minilm-ft
 
 test: install
 	EFFIR_DATA=$(DATA) $(BIN)/python -m pytest -q tests

@@ -9,86 +9,58 @@ from __future__ import annotations
 
 import random
 import statistics
-import time
 from pathlib import Path
 
 import click
 
 from effir.core.options import friendly_errors
-from effir.systems import (
-    check_parents,
-    describe_training,
-    parse_systems,
-    resolve_parents,
-)
+from effir.rows import bm25_system, dense_system, hybrid_system
+from effir.systems import check_parents, describe_training, parse_systems, resolve_parents
 
 
-def _system_kind(spec) -> str:
-    modified = (spec.is_compressed or spec.extra.get("quantization") or spec.extra.get("sparsity")
-                or spec.extra.get("shadow"))
-    return "compressed" if modified else "full"
-
-
-def bm25_system(dataset, out: Path, split: str) -> dict:
+def quality_rows(dataset, named, hybrids, encoders: dict, work: Path, split: str, factory: str) -> list[dict]:
+    """One row per system on one collection (cached stages), hybrids fused from their halves' runs."""
     from effir.core.data import BeirDataset
-    from effir.core.files import write_json
-    from effir.core.trec import read_trec_run, write_trec_run
-    from effir.eval.metrics import evaluate, per_query
-    from effir.pipeline import Stages
-    from effir.search.bm25 import bm25_search_timed, build_lucene_index
 
     ds = BeirDataset(dataset)
-    corpus, queries = ds.corpus(), ds.queries()
-    qrels = ds.qrels(split, corpus, queries)
-    out.mkdir(parents=True, exist_ok=True)
-    stages = Stages(out)
-    key = {"corpus": corpus.fingerprint(), "split": split}
-    rec = stages.done("bm25", key)
-    run_path = out / f"run.{split}.trec"
-    if rec is None or not run_path.exists():
-        t0 = time.perf_counter()
-        index_dir = build_lucene_index(corpus, out)
-        build_s = time.perf_counter() - t0
-        results, latency = bm25_search_timed(index_dir, {q: queries[q] for q in qrels})
-        write_trec_run(run_path, results, "bm25")
-        size = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
-        rec = stages.record("bm25", key, index_build_s=round(build_s, 3), index_bytes=size, latency=latency,
-                            count=corpus.count)
-    run = read_trec_run(run_path)
-    metrics = evaluate(run, qrels)
-    write_json(out / "metrics.json", metrics)
-    lat = rec["latency"]
-    return {"name": "bm25", "kind": "bm25", "model": "pyserini-lucene-bm25(k1=0.9,b=0.4)", **metrics,
-            "index_build_s": rec["index_build_s"], "index_bytes": rec["index_bytes"],
-            "bytes_per_vector": None, "bytes_per_doc": round(rec["index_bytes"] / rec["count"], 1),
-            "index_peak_memory_bytes": None,
-            "search_p50_ms": lat["p50_ms"], "search_p95_ms": lat["p95_ms"],
-            "end_to_end_s": round(rec["index_build_s"] + lat["total_s"], 3),
-            "per_query": per_query(run, qrels)}
+    rows = []
+    for name, system in named:
+        click.echo(f"== {ds.name}: {name}", err=True)
+        if system == "bm25":
+            rows.append(bm25_system(dataset, work / ds.name / "bm25", split))
+            continue
+        enc = encoders[name]
+        row = dense_system(system, dataset, work / ds.name / name, split, factory, enc)
+        row.update(trained=describe_training(enc.spec), made_from=enc.spec.extra.get("made_from"))
+        rows.append(row)
+    by_name = {r["name"]: r for r in rows}
+    for name, halves in hybrids.items():
+        rows.append(hybrid_system(name, [by_name[h] for h in halves], ds.qrels(split), work / ds.name / name))
+    return rows
 
 
-def dense_system(system: str, dataset, out: Path, split: str, factory: str, encoder) -> dict:
-    from effir.compression.info import describe
-    from effir.pipeline import run_dense
+def compare_rows(rows: list[dict], ref: str | None, parents: dict[str, str]) -> None:
+    """Parent, retention and p-values (paired randomization on per-query nDCG@10) for the rows of one collection."""
+    from effir.eval.significance import compare
 
-    r = run_dense(dataset, system, out, split=split, factory=factory, spec=encoder.spec, encoder=encoder)
-    cost = describe(encoder.model, seq_len=encoder.spec.passage_max_length)
-    idx = r["index"]
-    return {"name": encoder.spec.name, "kind": _system_kind(encoder.spec), "model": encoder.spec.path,
-            "ndcg@10": r["ndcg@10"], "recall@100": r["recall@100"], "mrr@10": r["mrr@10"], "queries": r["queries"],
-            "params": cost["params"], "params_non_embedding": cost["params_non_embedding"],
-            "flops_per_token": cost["flops_per_token"], "model_bytes": cost["model_bytes"],
-            "doc_encode_corpus_s": r["doc_encode_s"],
-            "index_build_s": idx["build_seconds"], "index_bytes": idx["bytes_on_disk"],
-            "bytes_per_vector": idx["bytes_per_vector"], "index_peak_memory_bytes": idx["peak_memory_delta_bytes"],
-            "search_p50_ms": r["latency"]["search"]["p50_ms"], "search_p95_ms": r["latency"]["search"]["p95_ms"],
-            "end_to_end_s": r["end_to_end_s"], "per_query": r["per_query"]}
+    resolve_parents(rows, parents)
+    by_name = {r["name"]: r for r in rows}
+    for r in rows:
+        r["p_value_vs_full"] = (compare(r["per_query"], by_name[ref]["per_query"])["p_randomization"]
+                                if ref and r["name"] != ref else None)
+        parent = by_name.get(r["parent"])
+        r["retention"] = round(r["ndcg@10"] / parent["ndcg@10"], 4) if parent and parent["ndcg@10"] else None
+        r["p_value_vs_parent"] = compare(r["per_query"], parent["per_query"])["p_randomization"] if parent else None
 
 
-def run_bench(dataset, systems: list[str], out: Path, split: str = "test", factory: str = "Flat",
+PER_COLLECTION = ("ndcg@10", "recall@100", "mrr@10", "retention", "p_value_vs_parent")
+
+
+def run_bench(datasets, systems: list[str], out: Path, split: str = "test", factory: str = "Flat",
               timing_docs: int = 256, timing_queries: int = 100, rounds: int = 5, reference: str | None = None,
               seed: int = 0, work: Path | None = None, parents: dict[str, str] | None = None,
               control: bool = False, query_batch: int = 32) -> dict:
+    """Quality on every collection in `datasets`, speed once (on the first), one report."""
     from effir import speed
     from effir.compression.info import flops_per_token
     from effir.compression.steps import analyze
@@ -97,35 +69,36 @@ def run_bench(dataset, systems: list[str], out: Path, split: str = "test", facto
     from effir.core.models import resolve
     from effir.encoder.model import Encoder
     from effir.eval import report
-    from effir.eval.significance import compare
 
+    datasets = [datasets] if isinstance(datasets, (str, Path)) else list(datasets)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(work) if work else out / "systems"
-    ds = BeirDataset(dataset)
-    rows, encoders = [], {}
-    named = parse_systems(systems)
-    check_parents([n for n, _ in named], parents or {})
+    named, hybrids = parse_systems(systems)
+    check_parents([n for n, _ in named] + list(hybrids), parents or {})
     dense = [n for n, model in named if model != "bm25"]
     if reference is not None and reference not in dense:
         raise click.UsageError(f"--reference {reference!r}: speedups are measured against a dense encoder; "
                                f"one of {dense}")
-    for name, system in named:
-        if system == "bm25":
-            click.echo("== bm25", err=True)
-            rows.append(bm25_system(dataset, work / ds.name / "bm25", split))
-            continue
-        spec = resolve(system)
-        spec.name = name
-        click.echo(f"== {name}", err=True)
-        enc = Encoder(spec)
-        encoders[name] = enc
-        row = dense_system(system, dataset, work / ds.name / name, split, factory, enc)
-        row.update(trained=describe_training(spec), made_from=spec.extra.get("made_from"))
-        rows.append(row)
-    by_name = {r["name"]: r for r in rows}
+    encoders = {}
+    for name, system in named:  # each model loaded once, for every collection and the timing
+        if system != "bm25":
+            spec = resolve(system)
+            spec.name = name
+            encoders[name] = Encoder(spec)
+    per_dataset = {BeirDataset(d).name: quality_rows(d, named, hybrids, encoders, work, split, factory)
+                   for d in datasets}
+    names = list(per_dataset)
+    rows = per_dataset[names[0]]
     ref = reference or next((r["name"] for r in rows if r["kind"] == "full"), None)
-    resolve_parents(rows, parents or {})
+    for collection_rows in per_dataset.values():
+        compare_rows(collection_rows, ref, parents or {})
+    if len(names) > 1:
+        for i, r in enumerate(rows):
+            r["per_dataset"] = {n: {k: per_dataset[n][i].get(k) for k in PER_COLLECTION} for n in names}
+            r["average"] = {k: round(sum(per_dataset[n][i][k] for n in names) / len(names), 4)
+                            for k in ("ndcg@10", "recall@100", "mrr@10")}
 
+    ds = BeirDataset(datasets[0])
     timing, control_row = {}, None
     rng = random.Random(seed)
     doc_sample = [d.contents for d in rng.sample(list(ds.corpus()), min(timing_docs, ds.corpus().count))]
@@ -145,11 +118,6 @@ def run_bench(dataset, systems: list[str], out: Path, split: str = "test", facto
         for key in ("doc_encode_s", "query_encode_s", "doc_speedup", "query_speedup", "params",
                     "params_non_embedding", "flops_per_token", "model_bytes", "parent", "trained"):
             r.setdefault(key, None)
-        r["p_value_vs_full"] = (compare(r["per_query"], by_name[ref]["per_query"])["p_randomization"]
-                                if ref and r["name"] != ref else None)
-        parent = by_name.get(r["parent"])
-        r["retention"] = round(r["ndcg@10"] / parent["ndcg@10"], 4) if parent and parent["ndcg@10"] else None
-        r["p_value_vs_parent"] = compare(r["per_query"], parent["per_query"])["p_randomization"] if parent else None
         if lengths and r["name"] in encoders and r["name"] != ref:
             model, ref_model = encoders[r["name"]].model, encoders[ref].model
             r["flops_ratio"] = round(flops_per_token(ref_model, lengths[0]) / flops_per_token(model, lengths[0]), 3)
@@ -162,10 +130,10 @@ def run_bench(dataset, systems: list[str], out: Path, split: str = "test", facto
         analyze(encoders[ref].spec.path, out / "importance", sample_texts(ds.corpus(), 256, seed))
         importance_png = "importance/importance.png"
 
-    result = {"dataset": ds.name, "split": split, "factory": factory, "reference": ref,
+    result = {"dataset": names[0], "datasets": names, "split": split, "factory": factory, "reference": ref,
               "machine": describe_machine(),
-              "timing": {"docs": len(doc_sample) if encoders else 0, "queries": len(query_sample) if encoders else 0,
-                         "rounds": rounds, "query_batch": query_batch,
+              "timing": {"dataset": names[0], "docs": len(doc_sample) if encoders else 0,
+                         "queries": len(query_sample) if encoders else 0, "rounds": rounds, "query_batch": query_batch,
                          "median_tokens": {"doc": lengths[0], "query": lengths[1]} if lengths else None,
                          "order": "alternating A B C / C B A after one warm-up round; medians of per-round ratios",
                          "control": control_row,
@@ -182,7 +150,8 @@ def _median_lengths(encoder, docs: list[str], queries: list[str]) -> tuple[int, 
 
 
 @click.command("bench")
-@click.option("--dataset", required=True, type=click.Path(exists=True), help="BEIR dataset folder")
+@click.option("--dataset", "datasets", required=True, multiple=True, type=click.Path(exists=True),
+              help="BEIR dataset folder; repeat for several collections (speed is timed on the first)")
 @click.option("--systems", default="bm25,minilm", show_default=True,
               help="comma-separated: bm25, registry names, model folders (full or compressed); NAME=MODEL labels one")
 @click.option("--out", required=True, type=click.Path())
@@ -201,7 +170,7 @@ def _median_lengths(encoder, docs: list[str], queries: list[str]) -> tuple[int, 
                    "to reuse finished stages")
 @click.option("--threads", type=int, default=None)
 @friendly_errors
-def bench_cmd(dataset, systems, out, split, factory, reference, parents, timing_docs, timing_queries, query_batch,
+def bench_cmd(datasets, systems, out, split, factory, reference, parents, timing_docs, timing_queries, query_batch,
               rounds, control, work, threads):
     """Full versus compressed: quality, model cost, interleaved speed, index cost -> report.md/json + plots."""
     from effir.core.device import configure_threads
@@ -215,7 +184,7 @@ def bench_cmd(dataset, systems, out, split, factory, reference, parents, timing_
         pairs[child] = parent
     n = configure_threads(threads)
     click.echo(f"{n} threads", err=True)
-    result = run_bench(dataset, [s.strip() for s in systems.split(",") if s.strip()], Path(out), split, factory,
+    result = run_bench(datasets, [s.strip() for s in systems.split(",") if s.strip()], Path(out), split, factory,
                        timing_docs, timing_queries, rounds, reference, work=work, parents=pairs, control=control,
                        query_batch=query_batch)
     click.echo(terminal_table(result))

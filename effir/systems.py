@@ -12,17 +12,30 @@ def safe_name(system: str) -> str:
     return Path(system).name.replace("/", "_") or system
 
 
-def parse_systems(systems: list[str]) -> list[tuple[str, str]]:
-    """["name=model" | "model"] -> [(name, model)]; names must be unique (they name the runs' folders)."""
-    out = []
+def parse_systems(systems: list[str]) -> tuple[list[tuple[str, str]], dict[str, tuple[str, str]]]:
+    """["name=model" | "model" | "bm25+<system>"] -> ([(name, model)] to run, {hybrid name: (its two systems)}).
+
+    A hybrid's halves join the run when not listed themselves; names must be unique (they name the runs' folders)."""
+    out, hybrids, wanted = [], {}, []
     for item in systems:
+        if "+" in item and "=" not in item:
+            halves = item.split("+")
+            if len(halves) != 2 or not all(halves):
+                raise click.UsageError(f"--systems {item!r}: a hybrid joins two systems, e.g. bm25+minilm")
+            names = tuple(safe_name(h) for h in halves)
+            hybrids["+".join(names)] = names
+            wanted.extend(zip(names, halves))
+            continue
         name, sep, model = item.partition("=")
         out.append((name, model) if sep else (safe_name(item), item))
-    names = [n for n, _ in out]
+    for name, model in wanted:  # a hybrid's halves run as systems of their own when not listed
+        if name not in [n for n, _ in out]:
+            out.append((name, model))
+    names = [n for n, _ in out] + list(hybrids)
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise click.UsageError(f"--systems: two systems named {dupes}; label them, e.g. a=path/one,b=path/two")
-    return out
+    return out, hybrids
 
 
 def describe_training(spec) -> str:

@@ -51,6 +51,24 @@ def _control_line(t: dict) -> list[str]:
             f"{c['tolerance']:.2f}.", ""]
 
 
+def _collections_table(result: dict) -> list[str]:
+    names = result.get("datasets") or []
+    if len(names) < 2:
+        return []
+    out = ["", "## Per collection", "",
+           f"nDCG@10 on each collection (retention against the parent in parentheses) and the mean over the "
+           f"{len(names)}; systems trained on {result['dataset']}'s training data see the others only at test time.",
+           "", "| system | " + " | ".join(names) + " | average |", "|---|" + "---:|" * (len(names) + 1)]
+    for r in result["systems"]:
+        cells = []
+        for n in names:
+            c = r["per_dataset"][n]
+            keep = f" ({100 * c['retention']:.1f}%)" if c.get("retention") else ""
+            cells.append(f"{c['ndcg@10']:.4f}{keep}")
+        out.append(f"| {r['name']} | " + " | ".join(cells) + f" | {r['average']['ndcg@10']:.4f} |")
+    return out
+
+
 def markdown(result: dict, importance_png: str | None) -> str:
     m, t = result["machine"], result["timing"]
     rows = result["systems"]
@@ -68,6 +86,7 @@ def markdown(result: dict, importance_png: str | None) -> str:
                    f"{r['ndcg@10']:.4f} | {r['recall@100']:.4f} | {r['mrr@10']:.4f} | "
                    f"{_fmt(r.get('retention') and 100 * r['retention'], '.1f')}{'%' if r.get('retention') else ''} | "
                    f"{_fmt(r.get('p_value_vs_parent'), '.4f')} | {_fmt(r['p_value_vs_full'], '.4f')} |")
+    out += _collections_table(result)
     lengths = t.get("median_tokens") or {}
     out += ["", "## Model cost and speed", "",
             f"Speed: {t['docs']} documents, {t['queries']} queries one at a time and the same queries in batches of "
@@ -104,12 +123,17 @@ def markdown(result: dict, importance_png: str | None) -> str:
 
 
 def pareto_plot(result: dict, path: Path) -> None:
+    """nDCG@10 against document throughput (first collection); with several collections, a second panel with each
+    system's nDCG@10 per collection beside its average."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    names = result.get("datasets") or [result["dataset"]]
+    several = len(names) > 1
+    fig, axes = plt.subplots(1, 2 if several else 1, figsize=(12 if several else 6, 4))
+    ax = axes[0] if several else axes
     for r in result["systems"]:
         if r.get("docs_per_s") is None:
             ax.axhline(r["ndcg@10"], ls="--", color="grey", lw=1)
@@ -120,6 +144,20 @@ def pareto_plot(result: dict, path: Path) -> None:
     ax.set_xlabel(f"documents / second ({result['timing']['precision']}, {result['machine']['threads']} threads)")
     ax.set_ylabel("nDCG@10")
     ax.set_title(f"{result['dataset']}: quality against encoding throughput")
+    if several:
+        import numpy as np
+
+        bars = axes[1]
+        systems = result["systems"]
+        groups = names + ["average"]
+        width = 0.8 / len(systems)
+        for j, r in enumerate(systems):
+            values = [r["per_dataset"][n]["ndcg@10"] for n in names] + [r["average"]["ndcg@10"]]
+            bars.bar(np.arange(len(groups)) + j * width, values, width, label=r["name"])
+        bars.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups)
+        bars.set_ylabel("nDCG@10")
+        bars.set_title("per collection and average")
+        bars.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -93,3 +93,48 @@ def test_bench_refuses_two_systems_with_one_name(tmp_path, dataset200, tiny_bert
     r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", f"{tiny_bert},{tiny_bert}",
                                   "--out", str(tmp_path / "b")])
     assert r.exit_code == 2 and "two systems named" in r.output
+
+
+def test_hybrid_row_is_the_rrf_of_its_halves(tmp_path, dataset200, tiny_bert):
+    from effir.core.trec import read_trec_run
+    from effir.eval.metrics import evaluate
+    from effir.search.fusion import fuse
+
+    out = tmp_path / "hb"
+    r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", f"bm25+{tiny_bert}",
+                                  "--out", str(out), "--timing-docs", "10", "--timing-queries", "3", "--rounds", "1"])
+    assert r.exit_code == 0, r.output
+    rows = {s["name"]: s for s in json.loads((out / "report.json").read_text())["systems"]}
+    hybrid = rows[f"bm25+{tiny_bert.name}"]
+    assert set(rows) == {"bm25", tiny_bert.name, hybrid["name"]} and hybrid["kind"] == "hybrid"
+    fused, _ = fuse([read_trec_run(rows["bm25"]["run"]), read_trec_run(rows[tiny_bert.name]["run"])], "rrf")
+    from effir.core.data import BeirDataset
+
+    expected = evaluate({q: dict(h) for q, h in fused.items()}, BeirDataset(dataset200).qrels("test"))
+    assert hybrid["ndcg@10"] == expected["ndcg@10"]
+    dense = rows[tiny_bert.name]
+    assert hybrid["search_p50_ms"] == pytest.approx(rows["bm25"]["search_p50_ms"] + dense["search_p50_ms"]
+                                                    + dense["query_encode_p50_ms"], abs=1e-3)
+
+
+def test_bench_over_several_collections(tmp_path, dataset200, tiny_bert):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(dataset200, other)
+    lines = (other / "qrels" / "test.tsv").read_text().splitlines()
+    (other / "qrels" / "test.tsv").write_text("\n".join(lines[:11]) + "\n")  # 10 of the 20 queries judged
+    out = tmp_path / "multi"
+    r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--dataset", str(other), "--systems",
+                                  f"bm25,{tiny_bert}", "--out", str(out), "--timing-docs", "10",
+                                  "--timing-queries", "3", "--rounds", "1"])
+    assert r.exit_code == 0, r.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["datasets"] == ["d200", "other"]
+    for s in report["systems"]:
+        per = s["per_dataset"]
+        alone = json.loads((out / "systems" / "other" / s["name"] / "metrics.json").read_text())
+        assert per["other"]["ndcg@10"] == alone["ndcg@10"] and per["d200"]["ndcg@10"] == s["ndcg@10"]
+        assert s["average"]["ndcg@10"] == pytest.approx((per["d200"]["ndcg@10"] + per["other"]["ndcg@10"]) / 2,
+                                                        abs=1e-4)
+    assert "## Per collection" in (out / "report.md").read_text()
