@@ -8,7 +8,6 @@ has to fit in memory. Every shard's checksum is verified once, when the reader o
 
 from __future__ import annotations
 
-import bisect
 from collections import OrderedDict
 from pathlib import Path
 
@@ -63,17 +62,21 @@ class ShardVectors:
         return self._cache[key]
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
-        """Vectors [len(ids), D] (float32) of the rows `ids` (global positions)."""
+        """Vectors [len(ids), D] (float32) of the rows `ids` (global positions); each row group read once."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.count):
+            raise EffirError(f"{self.folder}: row {int(ids.max())} is outside the shards' {self.count} rows; the "
+                             "index was built from other shards")
         out = np.empty((len(ids), self.dim), dtype=np.float32)
-        for j, row in enumerate(np.asarray(ids, dtype=np.int64)):
-            if not 0 <= row < self.count:
-                raise EffirError(f"{self.folder}: row {row} is outside the shards' {self.count} rows; the index was "
-                                 "built from other shards")
-            shard = bisect.bisect_right(self.starts, row) - 1
-            local = row - self.starts[shard]
-            bounds = self.groups[shard]
-            group = bisect.bisect_right(bounds, local) - 1
-            out[j] = self._group(shard, group)[local - bounds[group]]
+        shard_of = np.searchsorted(self.starts, ids, side="right") - 1
+        for shard in np.unique(shard_of):
+            at = np.nonzero(shard_of == shard)[0]
+            local = ids[at] - self.starts[shard]
+            bounds = np.asarray(self.groups[shard])
+            group_of = np.searchsorted(bounds, local, side="right") - 1
+            for group in np.unique(group_of):
+                sel = group_of == group
+                out[at[sel]] = self._group(int(shard), int(group))[local[sel] - bounds[group]]
         return out
 
 
