@@ -133,6 +133,9 @@ def _parse_document(obj: dict, path, lineno) -> Document:
     return Document(docid, "", _check_text(obj, "contents", path, lineno))
 
 
+_VALIDATED: dict[tuple, tuple] = {}  # (files, sizes, mtimes, rejects) -> what validate() found
+
+
 class Corpus:
     """A validated corpus: the first pass checks every line (and counts), iteration streams documents.
 
@@ -147,7 +150,16 @@ class Corpus:
         self.count: int | None = None
         self.rejected = 0
 
+    def _stat_key(self) -> tuple:
+        return (tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in self.files),
+                str(self._rejects_path))
+
     def validate(self) -> "Corpus":
+        """Check every line once; an unchanged corpus validated before in this process is not read again."""
+        key = self._stat_key()
+        if key in _VALIDATED:
+            self.count, self.rejected, self._bad, self.ids = _VALIDATED[key]
+            return self
         rejects = Rejects(self._rejects_path)
         seen: dict[str, tuple[str, int]] = {}
         count = 0
@@ -172,6 +184,7 @@ class Corpus:
             raise DatasetError(self.path, None, "corpus holds no valid documents")
         self.count, self.rejected = count, rejects.count
         self.ids = set(seen)
+        _VALIDATED[key] = (self.count, self.rejected, self._bad, self.ids)
         return self
 
     def __iter__(self) -> Iterator[Document]:

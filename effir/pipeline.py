@@ -11,21 +11,32 @@ import time
 from pathlib import Path
 
 from effir.core.data import BeirDataset
-from effir.core.files import write_json
+from effir.core.files import sha256_file, write_json
 from effir.core.trec import read_trec_run, write_trec_run
 
 
 class Stages:
+    """What each stage was made from (`key`) and what it wrote (`outputs`, with sha256): a stage is done only when
+    both still hold, so an output deleted or changed since is made again."""
+
     def __init__(self, out: Path):
+        self.out = out
         self.path = out / "stages.json"
         self.records = json.loads(self.path.read_text()) if self.path.exists() else {}
 
     def done(self, name: str, key: dict) -> dict | None:
         rec = self.records.get(name)
-        return rec if rec and rec.get("key") == key else None
+        if not rec or rec.get("key") != key:
+            return None
+        for rel, digest in rec.get("outputs", {}).items():
+            path = self.out / rel
+            if not path.exists() or sha256_file(path) != digest:
+                return None
+        return rec
 
-    def record(self, name: str, key: dict, **figures) -> dict:
-        self.records[name] = {"key": key, **figures}
+    def record(self, name: str, key: dict, outputs: list[Path] = (), **figures) -> dict:
+        self.records[name] = {"key": key, "outputs": {str(Path(o).relative_to(self.out)): sha256_file(o)
+                                                      for o in outputs}, **figures}
         write_json(self.path, self.records)
         return self.records[name]
 
@@ -56,25 +67,27 @@ def run_dense(dataset: str | Path, model: str, out: str | Path, split: str = "te
     if rec is None:
         t0 = time.perf_counter()
         encode_corpus(encoder, corpus, out / "shards", model_fingerprint=fp)
-        rec = stages.record("encode", key, seconds=round(time.perf_counter() - t0, 3), docs=corpus.count)
+        rec = stages.record("encode", key, outputs=[out / "shards" / "manifest.json"],
+                            seconds=round(time.perf_counter() - t0, 3), docs=corpus.count)
     encode_s = rec["seconds"]
 
     key = {**key, "factory": factory}
     rec = stages.done("index", key)
     if rec is None:
         meta = build_index(out / "shards", out / "index", factory=factory)
-        rec = stages.record("index", key, meta=meta)
+        rec = stages.record("index", key, outputs=[out / "index" / "index.faiss", out / "index" / "docids.txt"],
+                            meta=meta)
     index_meta = rec["meta"]
 
     judged = {q: queries[q] for q in qrels}
     key = {**key, "split": split, "k": k, "remove_query": remove_query, "queries": len(judged)}
     run_path = out / f"run.{split}.trec"
     rec = stages.done("search", key)
-    if rec is None or not run_path.exists():
+    if rec is None:
         index = LoadedIndex(out / "index")
         results, latency = dense_search(encoder, index, judged, k=k, remove_query=remove_query)
         write_trec_run(run_path, results, spec.name)
-        rec = stages.record("search", key, latency=latency)
+        rec = stages.record("search", key, outputs=[run_path], latency=latency)
     latency = rec["latency"]
 
     run = read_trec_run(run_path)

@@ -29,15 +29,15 @@ def bm25_system(dataset, out: Path, split: str) -> dict:
     key = {"corpus": corpus.fingerprint(), "split": split}
     rec = stages.done("bm25", key)
     run_path = out / f"run.{split}.trec"
-    if rec is None or not run_path.exists():
+    if rec is None:
         t0 = time.perf_counter()
         index_dir = build_lucene_index(corpus, out)
         build_s = time.perf_counter() - t0
         results, latency = bm25_search_timed(index_dir, {q: queries[q] for q in qrels})
         write_trec_run(run_path, results, "bm25")
         size = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
-        rec = stages.record("bm25", key, index_build_s=round(build_s, 3), index_bytes=size, latency=latency,
-                            count=corpus.count)
+        rec = stages.record("bm25", key, outputs=[run_path], index_build_s=round(build_s, 3), index_bytes=size,
+                            latency=latency, count=corpus.count)
     run = read_trec_run(run_path)
     metrics = evaluate(run, qrels)
     write_json(out / "metrics.json", metrics)

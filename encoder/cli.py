@@ -38,7 +38,8 @@ def encode_cmd(corpus, out, shard_size, embedding_dtype, max_tokens, skip_bad, o
         from effir.encoder.ray_engine import encode_corpus_ray
 
         manifest = encode_corpus_ray(spec, docs, out, shard_size, embedding_dtype, overwrite, model_fingerprint(spec),
-                                     actors=actors, cpus_per_actor=cpus_per_actor, address=ray_address)
+                                     actors=actors, cpus_per_actor=cpus_per_actor, address=ray_address,
+                                     compute_dtype=dtype, max_tokens=max_tokens)
         click.echo(f"wrote {len(manifest['shards'])} shards, {manifest['corpus_count']} embeddings with Ray -> {out}")
         return
     n = configure_threads(threads)

@@ -17,13 +17,14 @@ import numpy as np
 class ShardEncoder:
     """A Ray actor: one model per actor, one shard per call."""
 
-    def __init__(self, spec, out: str, dtype: str, device: str | None, threads: int):
+    def __init__(self, spec, out: str, embedding_dtype: str, device: str | None, compute_dtype: str | None,
+                 max_tokens: int, threads: int):
         from effir.core.device import configure_threads
         from effir.encoder.model import Encoder
 
         configure_threads(threads)
-        self.encoder = Encoder(spec, device=device)
-        self.out, self.dtype = Path(out), dtype
+        self.encoder = Encoder(spec, device=device, dtype=compute_dtype, max_tokens=max_tokens)
+        self.out, self.dtype = Path(out), embedding_dtype
 
     def __call__(self, batch: dict) -> dict:
         from effir.encoder.shards import write_shard
@@ -37,7 +38,9 @@ class ShardEncoder:
 
 def encode_corpus_ray(spec, corpus, out: str | Path, shard_size: int = 4096, dtype: str = "float32",
                       overwrite: bool = False, model_fingerprint: str = "", actors: int = 2,
-                      cpus_per_actor: int = 1, address: str | None = None, progress: bool = True) -> dict:
+                      cpus_per_actor: int = 1, address: str | None = None, progress: bool = True,
+                      compute_dtype: str | None = None, max_tokens: int = 8192) -> dict:
+    """`dtype`: the stored embeddings' (float32 | float16); `compute_dtype`: the model's (`--dtype`)."""
     import ray
     from tqdm import tqdm
     from transformers import AutoConfig
@@ -58,8 +61,9 @@ def encode_corpus_ray(spec, corpus, out: str | Path, shard_size: int = 4096, dty
             results = ray.data.from_items(todo).map_batches(
                 ShardEncoder, batch_size=1, concurrency=actors,
                 num_gpus=1 if use_gpu else 0, num_cpus=cpus_per_actor,
-                fn_constructor_kwargs={"spec": spec, "out": str(writer.out), "dtype": dtype,
-                                       "device": "cuda" if use_gpu else "cpu", "threads": cpus_per_actor},
+                fn_constructor_kwargs={"spec": spec, "out": str(writer.out), "embedding_dtype": dtype,
+                                       "device": "cuda" if use_gpu else "cpu", "compute_dtype": compute_dtype,
+                                       "max_tokens": max_tokens, "threads": cpus_per_actor},
                 max_restarts=3, max_task_retries=3)
             bar = tqdm(total=corpus.count, initial=writer.rows_done, unit="doc", desc=f"encode {spec.name} (ray)",
                        disable=not progress)
