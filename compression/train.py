@@ -52,6 +52,16 @@ def info_nce(q: torch.Tensor, p: torch.Tensor, temperature: float) -> torch.Tens
     return F.cross_entropy(scores, labels)
 
 
+@torch.no_grad()
+def batch_figures(q: torch.Tensor, p: torch.Tensor) -> dict:
+    """In-batch top-1 accuracy and the spread of the scores: a collapse (every text one vector) shows as a spread
+    near 0 with accuracy at chance, long before an evaluation would."""
+    scores = q @ p.T
+    group = p.size(0) // q.size(0)
+    hits = scores.argmax(1) == torch.arange(q.size(0), device=q.device) * group
+    return {"acc": round(hits.float().mean().item(), 3), "score_std": round(scores.std().item(), 4)}
+
+
 def _batches(examples, cfg: TrainConfig, epoch: int):
     rng = random.Random(cfg.seed * 1000 + epoch)
     order = list(range(len(examples)))
@@ -158,7 +168,7 @@ def train(model, tokenizer, spec, examples, cfg: TrainConfig, work: str | Path, 
             q_ids, p_ids = tok.tokenize(queries, "query"), tok.tokenize(passages, "passage")
             q, p = embed(model, q_ids, pad, spec, device), embed(model, p_ids, pad, spec, device)
             loss = info_nce(q, p, cfg.temperature)
-            figures = {"info_nce": round(loss.item(), 4)}
+            figures = {"info_nce": round(loss.item(), 4), **batch_figures(q, p)}
             if teacher is not None and cfg.distill_weight:
                 with torch.no_grad():
                     tq, tp = teacher.forward_ids(q_ids), teacher.forward_ids(p_ids)

@@ -31,9 +31,9 @@ def quality_rows(dataset, named, hybrids, encoders: dict, work: Path, split: str
             continue
         enc = encoders[name]
         row = dense_system(system, dataset, work / ds.name / name, split, factory, enc)
-        row.update(trained=describe_training(enc.spec), made_from=enc.spec.extra.get("made_from"))
+        row.trained, row.made_from = describe_training(enc.spec), enc.spec.extra.get("made_from")
         rows.append(row)
-    by_name = {r["name"]: r for r in rows}
+    by_name = {r.name: r for r in rows}
     for name, halves in hybrids.items():
         rows.append(hybrid_system(name, [by_name[h] for h in halves], ds.qrels(split), work / ds.name / name))
     return rows
@@ -44,13 +44,13 @@ def compare_rows(rows: list[dict], ref: str | None, parents: dict[str, str]) -> 
     from effir.eval.significance import compare
 
     resolve_parents(rows, parents)
-    by_name = {r["name"]: r for r in rows}
+    by_name = {r.name: r for r in rows}
     for r in rows:
-        r["p_value_vs_full"] = (compare(r["per_query"], by_name[ref]["per_query"])["p_randomization"]
-                                if ref and r["name"] != ref else None)
-        parent = by_name.get(r["parent"])
-        r["retention"] = round(r["ndcg@10"] / parent["ndcg@10"], 4) if parent and parent["ndcg@10"] else None
-        r["p_value_vs_parent"] = compare(r["per_query"], parent["per_query"])["p_randomization"] if parent else None
+        r.p_value_vs_full = (compare(r.per_query, by_name[ref].per_query)["p_randomization"]
+                             if ref and r.name != ref else None)
+        parent = by_name.get(r.parent)
+        r.retention = round(r.ndcg_10 / parent.ndcg_10, 4) if parent and parent.ndcg_10 else None
+        r.p_value_vs_parent = compare(r.per_query, parent.per_query)["p_randomization"] if parent else None
 
 
 PER_COLLECTION = ("ndcg@10", "recall@100", "mrr@10", "retention", "p_value_vs_parent")
@@ -89,13 +89,13 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
                    for d in datasets}
     names = list(per_dataset)
     rows = per_dataset[names[0]]
-    ref = reference or next((r["name"] for r in rows if r["kind"] == "full"), None)
+    ref = reference or next((r.name for r in rows if r.kind == "full"), None)
     for collection_rows in per_dataset.values():
         compare_rows(collection_rows, ref, parents or {})
     if len(names) > 1:
         for i, r in enumerate(rows):
-            r["per_dataset"] = {n: {k: per_dataset[n][i].get(k) for k in PER_COLLECTION} for n in names}
-            r["average"] = {k: round(sum(per_dataset[n][i][k] for n in names) / len(names), 4)
+            r.per_dataset = {n: {k: per_dataset[n][i].metric(k) for k in PER_COLLECTION} for n in names}
+            r.average = {k: round(sum(per_dataset[n][i].metric(k) for n in names) / len(names), 4)
                             for k in ("ndcg@10", "recall@100", "mrr@10")}
 
     ds = BeirDataset(datasets[0])
@@ -114,16 +114,13 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
     lengths = _median_lengths(encoders[ref], doc_sample, query_sample) if ref in encoders else None
 
     for r in rows:
-        r.update(timing.get(r["name"], {}))
-        for key in ("doc_encode_s", "query_encode_s", "doc_speedup", "query_speedup", "params",
-                    "params_non_embedding", "flops_per_token", "model_bytes", "parent", "trained"):
-            r.setdefault(key, None)
-        if lengths and r["name"] in encoders and r["name"] != ref:
-            model, ref_model = encoders[r["name"]].model, encoders[ref].model
-            r["flops_ratio"] = round(flops_per_token(ref_model, lengths[0]) / flops_per_token(model, lengths[0]), 3)
-            r["query_flops_ratio"] = round(flops_per_token(ref_model, lengths[1]) / flops_per_token(model, lengths[1]), 3)
-        elif r["name"] == ref:
-            r["flops_ratio"] = r["query_flops_ratio"] = 1.0
+        r.update(timing.get(r.name, {}))
+        if lengths and r.name in encoders and r.name != ref:
+            model, ref_model = encoders[r.name].model, encoders[ref].model
+            r.flops_ratio = round(flops_per_token(ref_model, lengths[0]) / flops_per_token(model, lengths[0]), 3)
+            r.query_flops_ratio = round(flops_per_token(ref_model, lengths[1]) / flops_per_token(model, lengths[1]), 3)
+        elif r.name == ref:
+            r.flops_ratio = r.query_flops_ratio = 1.0
 
     importance_png = None
     if ref in encoders:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from effir.eval.results import SystemResult
+
 
 def system_kind(spec) -> str:
     modified = (spec.is_compressed or spec.extra.get("quantization") or spec.extra.get("sparsity")
@@ -13,7 +15,7 @@ def system_kind(spec) -> str:
     return "compressed" if modified else "full"
 
 
-def bm25_system(dataset, out: Path, split: str) -> dict:
+def bm25_system(dataset, out: Path, split: str) -> SystemResult:
     from effir.core.data import BeirDataset
     from effir.core.files import write_json
     from effir.core.trec import read_trec_run, write_trec_run
@@ -42,53 +44,50 @@ def bm25_system(dataset, out: Path, split: str) -> dict:
     metrics = evaluate(run, qrels)
     write_json(out / "metrics.json", metrics)
     lat = rec["latency"]
-    return {"name": "bm25", "kind": "bm25", "model": "pyserini-lucene-bm25(k1=0.9,b=0.4)", **metrics,
-            "index_build_s": rec["index_build_s"], "index_bytes": rec["index_bytes"],
-            "bytes_per_vector": None, "bytes_per_doc": round(rec["index_bytes"] / rec["count"], 1),
-            "index_peak_memory_bytes": None,
-            "search_p50_ms": lat["p50_ms"], "search_p95_ms": lat["p95_ms"],
-            "end_to_end_s": round(rec["index_build_s"] + lat["total_s"], 3),
-            "per_query": per_query(run, qrels), "run": str(run_path)}
+    return SystemResult.from_metrics(
+        "bm25", "bm25", "pyserini-lucene-bm25(k1=0.9,b=0.4)", metrics, index_build_s=rec["index_build_s"],
+        index_bytes=rec["index_bytes"], bytes_per_doc=round(rec["index_bytes"] / rec["count"], 1),
+        search_p50_ms=lat["p50_ms"], search_p95_ms=lat["p95_ms"],
+        end_to_end_s=round(rec["index_build_s"] + lat["total_s"], 3), per_query=per_query(run, qrels),
+        run=str(run_path))
 
 
-def dense_system(system: str, dataset, out: Path, split: str, factory: str, encoder) -> dict:
+def dense_system(system: str, dataset, out: Path, split: str, factory: str, encoder) -> SystemResult:
     from effir.compression.info import describe
     from effir.pipeline import run_dense
 
     r = run_dense(dataset, system, out, split=split, factory=factory, spec=encoder.spec, encoder=encoder)
     cost = describe(encoder.model, seq_len=encoder.spec.passage_max_length)
     idx = r["index"]
-    return {"name": encoder.spec.name, "kind": system_kind(encoder.spec), "model": encoder.spec.path,
-            "ndcg@10": r["ndcg@10"], "recall@100": r["recall@100"], "mrr@10": r["mrr@10"], "queries": r["queries"],
-            "params": cost["params"], "params_non_embedding": cost["params_non_embedding"],
-            "flops_per_token": cost["flops_per_token"], "model_bytes": cost["model_bytes"],
-            "doc_encode_corpus_s": r["doc_encode_s"],
-            "index_build_s": idx["build_seconds"], "index_bytes": idx["bytes_on_disk"],
-            "bytes_per_vector": idx["bytes_per_vector"], "index_peak_memory_bytes": idx["peak_memory_delta_bytes"],
-            "search_p50_ms": r["latency"]["search"]["p50_ms"], "search_p95_ms": r["latency"]["search"]["p95_ms"],
-            "query_encode_p50_ms": r["latency"]["query_encode"]["p50_ms"],
-            "query_encode_p95_ms": r["latency"]["query_encode"]["p95_ms"],
-            "end_to_end_s": r["end_to_end_s"], "per_query": r["per_query"], "run": r["run"]}
+    lat = r["latency"]
+    return SystemResult.from_metrics(
+        encoder.spec.name, system_kind(encoder.spec), encoder.spec.path, r,
+        params=cost["params"], params_non_embedding=cost["params_non_embedding"],
+        flops_per_token=cost["flops_per_token"], model_bytes=cost["model_bytes"], doc_encode_corpus_s=r["doc_encode_s"],
+        index_build_s=idx["build_seconds"], index_bytes=idx["bytes_on_disk"], bytes_per_vector=idx["bytes_per_vector"],
+        index_peak_memory_bytes=idx["peak_memory_delta_bytes"], search_p50_ms=lat["search"]["p50_ms"],
+        search_p95_ms=lat["search"]["p95_ms"], query_encode_p50_ms=lat["query_encode"]["p50_ms"],
+        query_encode_p95_ms=lat["query_encode"]["p95_ms"], end_to_end_s=r["end_to_end_s"],
+        per_query=r["per_query"], run=r["run"])
 
 
-def hybrid_system(name: str, halves: list[dict], qrels: dict, out: Path) -> dict:
+def hybrid_system(name: str, halves: list[SystemResult], qrels: dict, out: Path) -> SystemResult:
     """Reciprocal-rank fusion of two systems' runs; the cost of a query is both halves' (medians added)."""
     from effir.core.trec import read_trec_run, write_trec_run
     from effir.eval.metrics import evaluate, per_query
     from effir.search.fusion import fuse
 
-    fused, _ = fuse([read_trec_run(h["run"]) for h in halves], "rrf")
+    fused, _ = fuse([read_trec_run(h.run) for h in halves], "rrf")
     out.mkdir(parents=True, exist_ok=True)
     write_trec_run(out / "run.trec", fused, name)
     run = {qid: dict(hits) for qid, hits in fused.items()}
-    dense = next((h for h in halves if h["kind"] != "bm25"), halves[-1])
-    per_half = lambda key: sum(h.get(key) or 0.0 for h in halves)  # noqa: E731
-    return {"name": name, "kind": "hybrid", "model": " + ".join(h["name"] for h in halves) + " (RRF, k=60)",
-            **evaluate(run, qrels), "parent": None,
-            **{k: dense.get(k) for k in ("params", "params_non_embedding", "flops_per_token", "model_bytes")},
-            "index_build_s": round(per_half("index_build_s"), 3), "index_bytes": int(per_half("index_bytes")),
-            "bytes_per_vector": None, "index_peak_memory_bytes": None,
-            "search_p50_ms": round(per_half("search_p50_ms") + per_half("query_encode_p50_ms"), 3),
-            "search_p95_ms": round(per_half("search_p95_ms") + per_half("query_encode_p95_ms"), 3),
-            "end_to_end_s": round(per_half("end_to_end_s"), 3), "per_query": per_query(run, qrels),
-            "run": str(out / "run.trec")}
+    dense = next((h for h in halves if h.kind != "bm25"), halves[-1])
+    added = lambda attr: sum(getattr(h, attr) or 0.0 for h in halves)  # noqa: E731
+    return SystemResult.from_metrics(
+        name, "hybrid", " + ".join(h.name for h in halves) + " (RRF, k=60)", evaluate(run, qrels),
+        params=dense.params, params_non_embedding=dense.params_non_embedding, flops_per_token=dense.flops_per_token,
+        model_bytes=dense.model_bytes, index_build_s=round(added("index_build_s"), 3),
+        index_bytes=int(added("index_bytes")),
+        search_p50_ms=round(added("search_p50_ms") + added("query_encode_p50_ms"), 3),
+        search_p95_ms=round(added("search_p95_ms") + added("query_encode_p95_ms"), 3),
+        end_to_end_s=round(added("end_to_end_s"), 3), per_query=per_query(run, qrels), run=str(out / "run.trec"))

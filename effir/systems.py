@@ -59,14 +59,14 @@ def check_parents(names: list[str], explicit: dict[str, str]) -> None:
                                    f"run; add it to --systems")
 
 
-def resolve_parents(rows: list[dict], explicit: dict[str, str]) -> None:
+def resolve_parents(rows: list, explicit: dict[str, str]) -> None:
     """Each row's `parent`: the --parent given for it, else the nearest system in the run it was made from."""
-    by_path = {_canonical(r["model"]): r["name"] for r in rows if r.get("model")}
+    by_path = {_canonical(r.model): r.name for r in rows if r.model}
     for r in rows:
-        r["parent"] = explicit.get(r["name"])
-        source = r.pop("made_from", None)
-        while r["parent"] is None and source:
-            r["parent"] = by_path.get(_canonical(source))
+        r.parent = explicit.get(r.name)
+        source = r.made_from
+        while r.parent is None and source:
+            r.parent = by_path.get(_canonical(source))
             source = _made_from(source)
 
 

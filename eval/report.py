@@ -27,18 +27,19 @@ def terminal_table(result: dict) -> str:
             f"{'docs/s':>7} {'index MB':>8} {'e2e s':>7}")
     lines = [head, "-" * len(head)]
     for r in result["systems"]:
-        lines.append(f"{r['name']:<24} {r['ndcg@10']:>8.4f} {r['recall@100']:>7.4f} {_fmt(r['p_value_vs_full'], '.3f'):>7} "
-                     f"{_fmt(r['params'] and r['params'] / 1e6, '.1f'):>9} {_fmt(r['doc_speedup'], '.2f'):>6} "
-                     f"{_fmt(r['query_speedup'], '.2f'):>7} {_fmt(r.get('docs_per_s'), '.1f'):>7} "
-                     f"{_fmt(_mb(r['index_bytes']), '.1f'):>8} {_fmt(r['end_to_end_s'], '.1f'):>7}")
+        lines.append(f"{r.name:<24} {r.ndcg_10:>8.4f} {r.recall_100:>7.4f} {_fmt(r.p_value_vs_full, '.3f'):>7} "
+                     f"{_fmt(r.params and r.params / 1e6, '.1f'):>9} {_fmt(r.doc_speedup, '.2f'):>6} "
+                     f"{_fmt(r.query_speedup, '.2f'):>7} {_fmt(r.docs_per_s, '.1f'):>7} "
+                     f"{_fmt(_mb(r.index_bytes), '.1f'):>8} {_fmt(r.end_to_end_s, '.1f'):>7}")
     return "\n".join(lines)
 
 
-def _speed(r: dict, task: str) -> str:
-    if r.get(f"{task}_speedup") is None:
+def _speed(r, task: str) -> str:
+    speedup = getattr(r, f"{task}_speedup")
+    if speedup is None:
         return "–"
-    lo, hi = r[f"{task}_speedup_range"]
-    return f"{r[f'{task}_speedup']:.2f}× ({lo:.2f}–{hi:.2f})"
+    lo, hi = getattr(r, f"{task}_speedup_range")
+    return f"{speedup:.2f}× ({lo:.2f}–{hi:.2f})"
 
 
 def _control_line(t: dict) -> list[str]:
@@ -62,10 +63,10 @@ def _collections_table(result: dict) -> list[str]:
     for r in result["systems"]:
         cells = []
         for n in names:
-            c = r["per_dataset"][n]
+            c = r.per_dataset[n]
             keep = f" ({100 * c['retention']:.1f}%)" if c.get("retention") else ""
             cells.append(f"{c['ndcg@10']:.4f}{keep}")
-        out.append(f"| {r['name']} | " + " | ".join(cells) + f" | {r['average']['ndcg@10']:.4f} |")
+        out.append(f"| {r.name} | " + " | ".join(cells) + f" | {r.average['ndcg@10']:.4f} |")
     return out
 
 
@@ -82,10 +83,10 @@ def markdown(result: dict, importance_png: str | None) -> str:
             "| system | kind | parent | trained | nDCG@10 | R@100 | MRR@10 | retention | p vs parent | p vs reference |",
             "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        out.append(f"| {r['name']} | {r['kind']} | {_fmt(r.get('parent'))} | {_fmt(r.get('trained'))} | "
-                   f"{r['ndcg@10']:.4f} | {r['recall@100']:.4f} | {r['mrr@10']:.4f} | "
-                   f"{_fmt(r.get('retention') and 100 * r['retention'], '.1f')}{'%' if r.get('retention') else ''} | "
-                   f"{_fmt(r.get('p_value_vs_parent'), '.4f')} | {_fmt(r['p_value_vs_full'], '.4f')} |")
+        out.append(f"| {r.name} | {r.kind} | {_fmt(r.parent)} | {_fmt(r.trained)} | "
+                   f"{r.ndcg_10:.4f} | {r.recall_100:.4f} | {r.mrr_10:.4f} | "
+                   f"{_fmt(r.retention and 100 * r.retention, '.1f')}{'%' if r.retention else ''} | "
+                   f"{_fmt(r.p_value_vs_parent, '.4f')} | {_fmt(r.p_value_vs_full, '.4f')} |")
     out += _collections_table(result)
     lengths = t.get("median_tokens") or {}
     out += ["", "## Model cost and speed", "",
@@ -99,20 +100,20 @@ def markdown(result: dict, importance_png: str | None) -> str:
             "realised | query speedup (1 at a time) | query speedup (batched) |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        if r["kind"] == "bm25" or r.get("doc_encode_s") is None:
+        if r.kind == "bm25" or r.doc_encode_s is None:
             continue
-        realised = r["doc_speedup"] / r["flops_ratio"] if r.get("flops_ratio") and r.get("doc_speedup") else None
-        out.append(f"| {r['name']} | {r['params']:,} | {r['params_non_embedding']:,} | {r['model_bytes'] / 1e6:.1f} | "
-                   f"{_fmt(r.get('flops_ratio'), '.2f')}× / {_fmt(r.get('query_flops_ratio'), '.2f')}× | "
-                   f"{r['docs_per_s']:.1f} | {_speed(r, 'doc')} | {_fmt(realised and 100 * realised, '.0f')}% | "
+        realised = r.doc_speedup / r.flops_ratio if r.flops_ratio and r.doc_speedup else None
+        out.append(f"| {r.name} | {r.params:,} | {r.params_non_embedding:,} | {r.model_bytes / 1e6:.1f} | "
+                   f"{_fmt(r.flops_ratio, '.2f')}× / {_fmt(r.query_flops_ratio, '.2f')}× | "
+                   f"{r.docs_per_s:.1f} | {_speed(r, 'doc')} | {_fmt(realised and 100 * realised, '.0f')}% | "
                    f"{_speed(r, 'query')} | {_speed(r, 'query_batch')} |")
     out += ["", "## Index and search", "",
             "| system | index build s | index MB | bytes/vector | build RSS rise MB | search p50 ms | search p95 ms | "
             "end-to-end s |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        out.append(f"| {r['name']} | {r['index_build_s']:.2f} | {r['index_bytes'] / 1e6:.2f} | "
-                   f"{_fmt(r['bytes_per_vector'])} | {_fmt(_mb(r['index_peak_memory_bytes']), '.0f')} | "
-                   f"{r['search_p50_ms']:.2f} | {r['search_p95_ms']:.2f} | {r['end_to_end_s']:.1f} |")
+        out.append(f"| {r.name} | {r.index_build_s:.2f} | {r.index_bytes / 1e6:.2f} | "
+                   f"{_fmt(r.bytes_per_vector)} | {_fmt(_mb(r.index_peak_memory_bytes), '.0f')} | "
+                   f"{r.search_p50_ms:.2f} | {r.search_p95_ms:.2f} | {r.end_to_end_s:.1f} |")
     out += ["", "End-to-end: encoding the whole corpus + index build + encoding and searching every judged query "
             "one at a time (BM25: Lucene indexing + search). It is measured when a stage first runs and reused "
             "afterwards; only the interleaved speed figures above are comparable as ratios.", "",
@@ -135,12 +136,12 @@ def pareto_plot(result: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 2 if several else 1, figsize=(12 if several else 6, 4))
     ax = axes[0] if several else axes
     for r in result["systems"]:
-        if r.get("docs_per_s") is None:
-            ax.axhline(r["ndcg@10"], ls="--", color="grey", lw=1)
-            ax.text(0.01, r["ndcg@10"], f" {r['name']}", transform=ax.get_yaxis_transform(), va="bottom", color="grey")
+        if r.docs_per_s is None:
+            ax.axhline(r.ndcg_10, ls="--", color="grey", lw=1)
+            ax.text(0.01, r.ndcg_10, f" {r.name}", transform=ax.get_yaxis_transform(), va="bottom", color="grey")
             continue
-        ax.scatter(r["docs_per_s"], r["ndcg@10"], s=40, color="tab:red" if r["kind"] == "compressed" else "tab:blue")
-        ax.annotate(r["name"], (r["docs_per_s"], r["ndcg@10"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.scatter(r.docs_per_s, r.ndcg_10, s=40, color="tab:red" if r.kind == "compressed" else "tab:blue")
+        ax.annotate(r.name, (r.docs_per_s, r.ndcg_10), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xlabel(f"documents / second ({result['timing']['precision']}, {result['machine']['threads']} threads)")
     ax.set_ylabel("nDCG@10")
     ax.set_title(f"{result['dataset']}: quality against encoding throughput")
@@ -152,8 +153,8 @@ def pareto_plot(result: dict, path: Path) -> None:
         groups = names + ["average"]
         width = 0.8 / len(systems)
         for j, r in enumerate(systems):
-            values = [r["per_dataset"][n]["ndcg@10"] for n in names] + [r["average"]["ndcg@10"]]
-            bars.bar(np.arange(len(groups)) + j * width, values, width, label=r["name"])
+            values = [r.per_dataset[n]["ndcg@10"] for n in names] + [r.average["ndcg@10"]]
+            bars.bar(np.arange(len(groups)) + j * width, values, width, label=r.name)
         bars.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups)
         bars.set_ylabel("nDCG@10")
         bars.set_title("per collection and average")
@@ -165,8 +166,8 @@ def pareto_plot(result: dict, path: Path) -> None:
 
 def write_report(result: dict, out: Path, importance_png: str | None = None) -> None:
     public = {k: v for k, v in result.items() if k != "systems"}
-    public["systems"] = [{k: v for k, v in r.items() if k != "per_query"} for r in result["systems"]]
+    public["systems"] = [r.to_json() for r in result["systems"]]
     write_json(out / "report.json", public)
     pareto_plot(result, out / "pareto.png")
     write_text(out / "report.md", markdown(result, importance_png))
-    write_json(out / "per_query.json", {r["name"]: r["per_query"] for r in result["systems"]})
+    write_json(out / "per_query.json", {r.name: r.per_query for r in result["systems"]})
