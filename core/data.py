@@ -255,8 +255,10 @@ def read_qrels(path: str | Path, doc_ids: set[str] | None = None, query_ids=None
             qid, docid, score = cols
             try:
                 rel = int(float(score))
-            except (ValueError, OverflowError):
-                raise DatasetError(path, lineno, f"score {score!r} is not a finite number") from None
+            except ValueError:
+                raise DatasetError(path, lineno, f"score {score!r} is not a number") from None
+            except OverflowError:
+                raise DatasetError(path, lineno, f"score {score!r} is not finite") from None
             if doc_ids is not None and docid not in doc_ids:
                 raise DatasetError(path, lineno, f"corpus-id {docid!r} is not in the corpus")
             if query_ids is not None and qid not in query_ids:
