@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 import torch
 
 from effir.core.data import Corpus
@@ -67,6 +68,7 @@ def _encode_cmd(model, corpus, out):
             "--out", str(out), "--shard-size", "16", "--threads", "1"]
 
 
+@pytest.mark.slow  # spawns an encoder process and kills it mid-shard
 def test_resume_after_sigkill(tmp_path, tiny_llama):
     corpus = write_corpus(tmp_path / "c.jsonl", 400, seed=1)
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
