@@ -9,16 +9,16 @@ import click
 
 from effir.compression import cli_baselines  # noqa: F401  (registers the related methods' commands)
 from effir.compression.cli_options import (
-    _config,
-    _examples,
-    _ints,
-    _scores,
     calibration_options,
     compress,
     cut_options,
+    importance_scores,
     model_command,
+    parse_ints,
     probe_documents,
+    train_config,
     train_options,
+    training_set,
 )
 from effir.core.options import friendly_errors
 
@@ -56,7 +56,7 @@ def drop_cmd(model, out, n_mlp, n_attn, mlp_layers, attn_layers, importance, dat
             scores = json.loads(open(importance).read())
         else:
             scores = analyze(model, f"{out}.analyze", calibration_texts(dataset, texts, calibration))
-    new, before, after = drop(model, out, scores, n_mlp, n_attn, _ints(mlp_layers), _ints(attn_layers))
+    new, before, after = drop(model, out, scores, n_mlp, n_attn, parse_ints(mlp_layers), parse_ints(attn_layers))
     saved = 1 - after["params_non_embedding"] / before["params_non_embedding"]
     click.echo(f"dropped MLP {new.dropped_mlp}, attention {new.dropped_attn}: non-embedding parameters "
                f"{before['params_non_embedding']:,} -> {after['params_non_embedding']:,} (-{saved:.1%}), "
@@ -73,10 +73,10 @@ def train_cmd(model, out, dataset, split, title_body, title_body_limit, passage_
     """Retrieval fine-tuning: InfoNCE with in-batch and BM25 hard negatives (LoRA or full)."""
     from effir.compression.steps import finetune
 
-    cfg = _config(**kw, default_lr=1e-4 if kw["lora"] else 2e-5)
+    cfg = train_config(**kw, default_lr=1e-4 if kw["lora"] else 2e-5)
     if distill_from:
         cfg.distill_weight = distill_weight
-    work, examples = _examples(out, work, dataset, split, title_body, title_body_limit)
+    work, examples = training_set(out, work, dataset, split, title_body, title_body_limit)
     new = finetune(model, out, examples, cfg, work, teacher=distill_from, passage_max_length=passage_max_length)
     click.echo(f"-> {new.path}")
 
@@ -91,8 +91,8 @@ def slim_cmd(model, out, dataset, reduction, l0_weight, split, title_body, title
     """Self-slimming: learn channel gates with InfoNCE + λ·L0, then cut the MLPs and fold the gates."""
     from effir.compression.steps import slim
 
-    cfg = _config(**kw, default_lr=0.05)
-    work, examples = _examples(out, work, dataset, split, title_body, title_body_limit)
+    cfg = train_config(**kw, default_lr=0.05)
+    work, examples = training_set(out, work, dataset, split, title_body, title_body_limit)
     new, widths = slim(model, out, examples, reduction, cfg, work, l0_weight=l0_weight,
                        passage_max_length=passage_max_length)
     click.echo(f"MLP widths {widths} -> {new.path}")
@@ -113,7 +113,7 @@ def plan_cmd(model, dataset, drop_fraction, reduction, target_speedup, importanc
 
     if not (importance or dataset):
         raise click.UsageError("give --importance FILE, or --dataset to compute it")
-    scores = _scores(model, importance, dataset, out or tempfile.mkdtemp(prefix="effir-plan-"))
+    scores = importance_scores(model, importance, dataset, out or tempfile.mkdtemp(prefix="effir-plan-"))
     n_drop = int(round(drop_fraction * sum(x is not None for x in scores["mlp"])))
     chosen = plan_cut(model, scores, target_speedup, n_drop, reduction, dataset)
     if out:
@@ -134,7 +134,7 @@ def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, imp
 
     from effir.compression.steps import effir_recipe
 
-    cfg = _config(**kw, default_lr=1e-4 if kw["lora"] else 2e-5)
+    cfg = train_config(**kw, default_lr=1e-4 if kw["lora"] else 2e-5)
     slim_cfg = replace(cfg, lr=slim_lr, lora=False, max_steps=slim_steps or cfg.max_steps)
     steps = effir_recipe(model, dataset, out, drop_fraction, reduction, split, title_body, title_body_limit, cfg,
                          slim_cfg, passage_max_length=passage_max_length, target_speedup=target_speedup,

@@ -10,7 +10,7 @@ import click
 from effir.core.options import friendly_errors
 
 
-def _ints(value: str | None):
+def parse_ints(value: str | None):
     return [int(x) for x in value.split(",") if x.strip()] if value else None
 
 
@@ -43,7 +43,7 @@ def train_options(f):
     return f
 
 
-def _config(epochs, batch_size, negatives, lr, temperature, lora, lora_r, lora_alpha, max_steps, seed, default_lr):
+def train_config(epochs, batch_size, negatives, lr, temperature, lora, lora_r, lora_alpha, max_steps, seed, default_lr):
     from effir.compression.train import TrainConfig
 
     return TrainConfig(epochs=epochs, batch_size=batch_size, negatives=negatives, lr=lr or default_lr,
@@ -65,7 +65,7 @@ def cut_options(f):
     return f
 
 
-def _scores(model, importance, dataset, out):
+def importance_scores(model, importance, dataset, out):
     from effir.compression.steps import analyze, calibration_texts
 
     if importance:
@@ -73,7 +73,7 @@ def _scores(model, importance, dataset, out):
     return analyze(model, out, calibration_texts(dataset))
 
 
-def _examples(out, work, dataset, split, title_body, title_body_limit):
+def training_set(out, work, dataset, split, title_body, title_body_limit):
     """(work folder, training examples) as `train` and `slim` both read them."""
     from pathlib import Path
 
