@@ -137,8 +137,10 @@ LLM_BUILT := $(foreach s,$(LLM_SYSTEMS),$(if $(wildcard models/$(s)/manifest.jso
 $(LLM)/rebuilt/%/effir.json: models/%/manifest.json | install
 	$(BIN)/effir compress rebuild models/$* --out $(LLM)/rebuilt/$*
 
+# the EffiR systems are compared with smollm2-ft, the full model with the same training (once it is built)
+LLM_REF := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft,smollm2-zs)
 demo-llm: install $(foreach s,$(LLM_BUILT),$(LLM)/rebuilt/$(s)/effir.json)
-	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/demo-llm --work $(LLM)/systems --reference smollm2-ft \
+	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/demo-llm --work $(LLM)/systems --reference $(LLM_REF) \
 	  --control --timing-docs 64 --timing-queries 64 --rounds 5 \
 	  --systems bm25,smollm2-zs=$(LLM_BASE)$(foreach s,$(LLM_BUILT),$(comma)$(s)=$(LLM)/rebuilt/$(s)) \
-	  $(foreach s,$(filter-out smollm2-ft,$(LLM_BUILT)),--parent $(s)=smollm2-ft)
+	  $(foreach s,$(filter-out smollm2-ft,$(LLM_BUILT)),--parent $(s)=$(LLM_REF))
