@@ -113,7 +113,8 @@ def main():
           f"{meta['bytes_per_vector']} B/vector ({meta['bytes_on_disk'] / 1e6:.0f} MB vs {raw_bytes / 1e9:.2f} GB raw), "
           f"peak RSS while building {meta['peak_memory_bytes'] / 1e9:.2f} GB; exact search {exact_qps:.0f} QPS")
     for r in rows:
-        print(f"  nprobe {r['nprobe']:>3}, rerank {r['rerank']:>3}: {r['qps']:>8.0f} QPS, recall@10 {r['recall@10']:.3f}")
+        print(f"  nprobe {r['nprobe']:>3}, rerank {r['rerank']:>3}: {r['qps']:>8.0f} QPS, "
+              f"recall@10 {r['recall@10']:.3f}")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ class ArtefactError(EffirError):
 
 
 def weights_checksum(model: torch.nn.Module) -> str:
-    """sha256 over the state dict's names and fp32 bytes: the same weights give the same sum, whatever file held them."""
+    """sha256 over the state dict's names and fp32 bytes: the same weights give the same sum, whatever file held
+    them."""
     h = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         h.update(name.encode())

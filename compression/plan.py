@@ -54,12 +54,12 @@ def flop_ratio(parts: dict[int, dict[str, int]], dropped: list[int], reduction: 
 
 
 def _channel_costs(scores: dict, kept_layers: list[int]) -> list[float]:
-    """S_l · a_c / Σ a over every channel of the kept MLP sublayers (uniform shares without channel scores)."""
+    """S_l · a_c / Σ a over every channel of the kept MLP sublayers, cheapest first."""
     channels = scores.get("mlp_channels") or [None] * len(scores["mlp"])
     costs = []
     for i in kept_layers:
         a = channels[i]
-        if not a or sum(a) <= 0:
+        if not a or sum(a) <= 0:  # an importance.json from before channel scores existed
             raise EffirError(f"importance has no channel scores for MLP {i}; rerun `effir compress analyze`")
         total = sum(a)
         costs += [scores["mlp"][i] * x / total for x in a]
@@ -105,6 +105,6 @@ def plan_for_target(scores: dict, doc_parts: dict, query_parts: dict, target: fl
             candidates.append(_plan(scores, doc_parts, query_parts, n, reduction, doc_seq_len, query_seq_len, target))
     if not candidates:
         most = flop_ratio(doc_parts, present, 0.0)
-        raise EffirError(f"--target-speedup {target}: no plan reaches {target}x on documents: dropping every MLP sublayer gives {most:.2f}x "
-                         f"(attention stays), and width cuts are capped at {max_reduction:.0%}")
+        raise EffirError(f"--target-speedup {target}: no plan reaches {target}x on documents: dropping every MLP "
+                         f"sublayer gives {most:.2f}x (attention stays), and width cuts are capped at {max_reduction:.0%}")
     return min(candidates, key=lambda p: p.importance_removed)

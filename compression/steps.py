@@ -140,23 +140,18 @@ def slim(model: str, out: str | Path, examples, reduction: float, cfg: TrainConf
 
 
 def typical_lengths(model: str, dataset: str | None, sample: int = 256, seed: int = 0) -> tuple[int, int]:
-    """(document, query) tokens per text as the encoder sees them (prefix, EOS, truncation): medians over the
-    dataset's corpus sample and queries; without a dataset, the maximum lengths."""
-    import statistics
-
+    """(document, query) tokens per text as the encoder sees them: medians over the dataset's corpus sample and
+    queries; without a dataset, the maximum lengths."""
     from transformers import AutoTokenizer
 
-    from effir.encoder.model import tokenize
+    from effir.encoder.model import median_lengths
 
     spec = resolve(model)
     if not dataset:
         return spec.passage_max_length, spec.query_max_length
-    tok = AutoTokenizer.from_pretrained(spec.path)
     ds = BeirDataset(dataset)
-    docs = sample_texts(ds.corpus(), sample, seed)
-    queries = list(ds.queries().values())
-    return (int(statistics.median(map(len, tokenize(tok, spec, docs, "passage")))),
-            int(statistics.median(map(len, tokenize(tok, spec, queries, "query")))))
+    return median_lengths(AutoTokenizer.from_pretrained(spec.path), spec, sample_texts(ds.corpus(), sample, seed),
+                          list(ds.queries().values()))
 
 
 def plan_cut(model: str, scores: dict, target_speedup: float | None = None, n_drop: int | None = None,

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from effir.encoder.model import embed
+from effir.encoder.model import embed, tokenize
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +110,6 @@ def train(model, tokenizer, spec, examples, cfg: TrainConfig, work: str | Path, 
           regularizer=None, device="cpu", desc: str = "train"):
     """Fine-tune `model` in place (LoRA merged back); returns (model, log). `params`: train only these
     (e.g. the slimming gates); `regularizer(step) -> (loss, figures)` is added to InfoNCE."""
-    from effir.encoder.model import Encoder
-
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -151,7 +149,6 @@ def train(model, tokenizer, spec, examples, cfg: TrainConfig, work: str | Path, 
     if log_path.exists():  # keep the log in step with the checkpoint: lines past it were never checkpointed
         kept = [line for line in log_path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
         log_path.write_text("".join(line + "\n" for line in kept))
-    tok = Encoder(spec, model=model, tokenizer=tokenizer, device=device)
     pad = tokenizer.pad_token_id
     model.train()
     bar = tqdm(total=total, initial=step, desc=desc, unit="step")
@@ -165,7 +162,7 @@ def train(model, tokenizer, spec, examples, cfg: TrainConfig, work: str | Path, 
                 continue  # resumed: these batches were trained before the crash
             if done >= total:
                 break
-            q_ids, p_ids = tok.tokenize(queries, "query"), tok.tokenize(passages, "passage")
+            q_ids, p_ids = tokenize(tokenizer, spec, queries, "query"), tokenize(tokenizer, spec, passages, "passage")
             q, p = embed(model, q_ids, pad, spec, device), embed(model, p_ids, pad, spec, device)
             loss = info_nce(q, p, cfg.temperature)
             figures = {"info_nce": round(loss.item(), 4), **batch_figures(q, p)}

@@ -86,6 +86,21 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, bytes, dict]]:
             yield lineno, raw, obj
 
 
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, stripped line) for each non-blank line of a text file; a missing file or invalid UTF-8 is a
+    DatasetError naming the file and line (the tabular readers: qrels, TREC runs)."""
+    if not path.exists():
+        raise DatasetError(path, None, "file not found")
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as e:
+                raise DatasetError(path, lineno, f"invalid UTF-8 at byte {e.start}") from None
+            if line:
+                yield lineno, line
+
+
 class Rejects:
     """Collects bad lines: raises at once (strict), or appends them to a sidecar JSONL file."""
 
@@ -234,36 +249,27 @@ def read_queries(path: str | Path, rejects: str | Path | None = None) -> dict[st
 def read_qrels(path: str | Path, doc_ids: set[str] | None = None, query_ids=None) -> dict[str, dict[str, int]]:
     """BEIR qrels TSV (`query-id corpus-id score`, header); also accepts TREC qrels (`qid 0 docid rel`)."""
     path = Path(path)
-    if not path.exists():
-        raise DatasetError(path, None, "file not found")
     qrels: dict[str, dict[str, int]] = {}
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError as e:
-                raise DatasetError(path, lineno, f"invalid UTF-8 at byte {e.start}") from None
-            if not line:
-                continue
-            cols = line.split("\t") if "\t" in line else line.split()
-            if lineno == 1 and cols[0].lower() in ("query-id", "query_id", "qid"):
-                continue
-            if len(cols) == 4:  # TREC qrels: qid iter docid rel
-                cols = [cols[0], cols[2], cols[3]]
-            if len(cols) != 3:
-                raise DatasetError(path, lineno, f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(cols)}")
-            qid, docid, score = cols
-            try:
-                rel = int(float(score))
-            except ValueError:
-                raise DatasetError(path, lineno, f"score {score!r} is not a number") from None
-            except OverflowError:
-                raise DatasetError(path, lineno, f"score {score!r} is not finite") from None
-            if doc_ids is not None and docid not in doc_ids:
-                raise DatasetError(path, lineno, f"corpus-id {docid!r} is not in the corpus")
-            if query_ids is not None and qid not in query_ids:
-                raise DatasetError(path, lineno, f"query-id {qid!r} is not in the queries file")
-            qrels.setdefault(qid, {})[docid] = rel
+    for lineno, line in text_lines(path):
+        cols = line.split("\t") if "\t" in line else line.split()
+        if lineno == 1 and cols[0].lower() in ("query-id", "query_id", "qid"):
+            continue
+        if len(cols) == 4:  # TREC qrels: qid iter docid rel
+            cols = [cols[0], cols[2], cols[3]]
+        if len(cols) != 3:
+            raise DatasetError(path, lineno, f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(cols)}")
+        qid, docid, score = cols
+        try:
+            rel = int(float(score))
+        except ValueError:
+            raise DatasetError(path, lineno, f"score {score!r} is not a number") from None
+        except OverflowError:
+            raise DatasetError(path, lineno, f"score {score!r} is not finite") from None
+        if doc_ids is not None and docid not in doc_ids:
+            raise DatasetError(path, lineno, f"corpus-id {docid!r} is not in the corpus")
+        if query_ids is not None and qid not in query_ids:
+            raise DatasetError(path, lineno, f"query-id {qid!r} is not in the queries file")
+        qrels.setdefault(qid, {})[docid] = rel
     if not qrels:
         raise DatasetError(path, None, "no judgments")
     return qrels

@@ -5,34 +5,25 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from effir.core.data import DatasetError
+from effir.core.data import DatasetError, text_lines
 from effir.core.files import atomic_path
 
 
 def read_trec_run(path: str | Path) -> dict[str, dict[str, float]]:
     """qid -> {docid: score} from `qid Q0 docid rank score tag` lines; any other line is an error naming it."""
     path = Path(path)
-    if not path.exists():
-        raise DatasetError(path, None, "file not found")
     run: dict[str, dict[str, float]] = {}
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DatasetError(path, lineno, f"invalid UTF-8 at byte {e.start}") from None
-            if not line.strip():
-                continue
-            cols = line.split()
-            if len(cols) != 6:
-                raise DatasetError(path, lineno, f"expected 6 columns (qid Q0 docid rank score tag), got {len(cols)}")
-            try:
-                score = float(cols[4])
-            except ValueError:
-                raise DatasetError(path, lineno, f"score {cols[4]!r} is not a number") from None
-            if not math.isfinite(score):
-                raise DatasetError(path, lineno, f"score {cols[4]!r} is not a finite number")
-            run.setdefault(cols[0], {})[cols[2]] = score
+    for lineno, line in text_lines(path):
+        cols = line.split()
+        if len(cols) != 6:
+            raise DatasetError(path, lineno, f"expected 6 columns (qid Q0 docid rank score tag), got {len(cols)}")
+        try:
+            score = float(cols[4])
+        except ValueError:
+            raise DatasetError(path, lineno, f"score {cols[4]!r} is not a number") from None
+        if not math.isfinite(score):
+            raise DatasetError(path, lineno, f"score {cols[4]!r} is not a finite number")
+        run.setdefault(cols[0], {})[cols[2]] = score
     return run
 
 

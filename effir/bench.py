@@ -8,7 +8,6 @@ queries in turn (A B C, A B C, ...), and medians over rounds are compared as rat
 from __future__ import annotations
 
 import random
-import statistics
 from pathlib import Path
 
 import click
@@ -18,7 +17,7 @@ from effir.rows import bm25_system, dense_system, hybrid_system
 from effir.systems import check_parents, describe_training, parse_systems, resolve_parents
 
 
-def quality_rows(dataset, named, hybrids, encoders: dict, work: Path, split: str, factory: str) -> list[dict]:
+def quality_rows(dataset, named, hybrids, encoders: dict, work: Path, split: str, factory: str) -> list:
     """One row per system on one collection (cached stages), hybrids fused from their halves' runs."""
     from effir.core.data import BeirDataset
 
@@ -39,7 +38,7 @@ def quality_rows(dataset, named, hybrids, encoders: dict, work: Path, split: str
     return rows
 
 
-def compare_rows(rows: list[dict], ref: str | None, parents: dict[str, str]) -> None:
+def compare_rows(rows: list, ref: str | None, parents: dict[str, str]) -> None:
     """Parent, retention and p-values (paired randomization on per-query nDCG@10) for the rows of one collection."""
     from effir.eval.significance import compare
 
@@ -67,7 +66,7 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
     from effir.core.data import BeirDataset, sample_texts
     from effir.core.device import describe_machine
     from effir.core.models import resolve
-    from effir.encoder.model import Encoder
+    from effir.encoder.model import Encoder, median_lengths
     from effir.eval import report
 
     datasets = [datasets] if isinstance(datasets, (str, Path)) else list(datasets)
@@ -111,16 +110,17 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
                                ref if ref in encoders else None, len(doc_sample))
         if control and ref in encoders:
             control_row = speed.control_verdict(timing[f"{ref}-control"])
-    lengths = _median_lengths(encoders[ref], doc_sample, query_sample) if ref in encoders else None
+    lengths = None
+    if ref in encoders:
+        lengths = median_lengths(encoders[ref].tokenizer, encoders[ref].spec, doc_sample, query_sample)
+        ref_flops = [flops_per_token(encoders[ref].model, n) for n in lengths]
 
     for r in rows:
         r.update(timing.get(r.name, {}))
-        if lengths and r.name in encoders and r.name != ref:
-            model, ref_model = encoders[r.name].model, encoders[ref].model
-            r.flops_ratio = round(flops_per_token(ref_model, lengths[0]) / flops_per_token(model, lengths[0]), 3)
-            r.query_flops_ratio = round(flops_per_token(ref_model, lengths[1]) / flops_per_token(model, lengths[1]), 3)
-        elif r.name == ref:
-            r.flops_ratio = r.query_flops_ratio = 1.0
+        if lengths and r.name in encoders:
+            model = encoders[r.name].model
+            r.flops_ratio, r.query_flops_ratio = (round(f / flops_per_token(model, n), 3)
+                                                  for f, n in zip(ref_flops, lengths))
 
     importance_png = None
     if ref in encoders:
@@ -134,16 +134,11 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
                          "median_tokens": {"doc": lengths[0], "query": lengths[1]} if lengths else None,
                          "order": "alternating A B C / C B A after one warm-up round; medians of per-round ratios",
                          "control": control_row,
-                         "precision": "fp16" if any(e.device.startswith("cuda") for e in encoders.values()) else "fp32"},
+                         "precision": "fp16" if any(e.device.startswith("cuda") for e in encoders.values())
+                         else "fp32"},
               "systems": rows}
     report.write_report(result, out, importance_png=importance_png)
     return result
-
-
-def _median_lengths(encoder, docs: list[str], queries: list[str]) -> tuple[int, int]:
-    """Median tokens per document and per query as the reference encoder sees them: the FLOP model's lengths."""
-    return (int(statistics.median(map(len, encoder.tokenize(docs, "passage")))),
-            int(statistics.median(map(len, encoder.tokenize(queries, "query")))))
 
 
 @click.command("bench")

@@ -72,7 +72,8 @@ def dense_system(system: str, dataset, out: Path, split: str, factory: str, enco
 
 
 def hybrid_system(name: str, halves: list[SystemResult], qrels: dict, out: Path) -> SystemResult:
-    """Reciprocal-rank fusion of two systems' runs; the cost of a query is both halves' (medians added)."""
+    """Reciprocal-rank fusion of two systems' runs. A query costs both halves: their p50s (and p95s) are added, an
+    estimate that assumes the halves run one after the other."""
     from effir.core.trec import read_trec_run, write_trec_run
     from effir.eval.metrics import evaluate, per_query
     from effir.search.fusion import fuse

@@ -56,16 +56,17 @@ def _load_compressed(spec: ModelSpec):
 VARIANT_GROUP = "effir.model_variants"
 
 
-def runtime_variants() -> dict:
-    """{effir.json key: apply(model, spec, device) -> model}: what a folder may ask the loader to do after loading
-    the weights (quantise, run contextually sparse). The stages that make such folders register their function
-    under the `effir.model_variants` entry points, so the encoder needs none of their code."""
+def runtime_variants(spec: ModelSpec) -> list:
+    """The `apply(model, spec, device) -> model` functions a folder's effir.json asks for (quantise, run
+    contextually sparse), in name order. The stages that make such folders register them as `effir.model_variants`
+    entry points (the key is the effir.json field), so the encoder imports none of their code, and only what a
+    folder asks for is loaded."""
     from importlib.metadata import entry_points
 
     found = {ep.name: ep for ep in entry_points(group=VARIANT_GROUP)}
     if not found:
         raise RuntimeError(f"no `{VARIANT_GROUP}` entry points: effir is not installed (pip install -e .)")
-    return {name: found[name].load() for name in sorted(found)}
+    return [found[name].load() for name in sorted(found) if spec.extra.get(name)]
 
 
 def load_model(spec: ModelSpec, device: str | None = None, dtype: str | None = None):
@@ -82,9 +83,8 @@ def load_model(spec: ModelSpec, device: str | None = None, dtype: str | None = N
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = model.to(device=device, dtype=torch_dtype).eval()
-    for key, apply in runtime_variants().items():
-        if spec.extra.get(key):
-            model = apply(model, spec, device)
+    for apply in runtime_variants(spec):
+        model = apply(model, spec, device)
     return model, tokenizer
 
 
@@ -119,6 +119,14 @@ def tokenize(tokenizer, spec: ModelSpec, texts: list[str], side: str = "passage"
     if eos is not None:
         ids = [x if x and x[-1] == eos else x + [eos] for x in ids]
     return ids
+
+
+def median_lengths(tokenizer, spec: ModelSpec, docs: list[str], queries: list[str]) -> tuple[int, int]:
+    """Median tokens per document and per query as the encoder sees them: the lengths the FLOP model uses."""
+    import statistics
+
+    return (int(statistics.median(map(len, tokenize(tokenizer, spec, docs, "passage")))),
+            int(statistics.median(map(len, tokenize(tokenizer, spec, queries, "query")))))
 
 
 def pad_batch(ids: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -80,7 +80,8 @@ def markdown(result: dict, importance_png: str | None) -> str:
     out += ["", "## Quality", "",
             "Retention is nDCG@10 as a share of the parent's (the system it was made from, or trained like); the "
             "p-values are paired randomization tests on per-query nDCG@10.", "",
-            "| system | kind | parent | trained | nDCG@10 | R@100 | MRR@10 | retention | p vs parent | p vs reference |",
+            "| system | kind | parent | trained | nDCG@10 | R@100 | MRR@10 | retention | p vs parent "
+            "| p vs reference |",
             "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         out.append(f"| {r.name} | {r.kind} | {_fmt(r.parent)} | {_fmt(r.trained)} | "

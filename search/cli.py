@@ -27,7 +27,7 @@ def print_latency(name: str, lat: dict) -> None:
 @click.option("--query", "text", default=None, help="one query typed by a person: prints the top hits with titles")
 @click.option("--qrels", type=click.Path(), default=None, help="search only the queries judged here")
 @click.option("--out", type=click.Path(), default=None, help="TREC run file")
-@click.option("--k", default=1000, show_default=True, type=click.IntRange(min=1), help="hits per query (--query: 10)")
+@click.option("--k", type=click.IntRange(min=1), default=None, help="hits per query  [default: 1000; --query: 10]")
 @click.option("--rerank", type=int, default=None, metavar="K",
               help="re-score the index's top K exactly with the vectors stored in the shards (K ≥ k)")
 @click.option("--shards", type=click.Path(), default=None, help="the shards for --rerank (default: the index's own)")
@@ -42,42 +42,29 @@ def search_cmd(index_dir, queries, text, qrels, out, k, rerank, shards, remove_q
     """Encode queries, search a FAISS index, write a TREC run (or print one query's hits); prints latency."""
     from effir.core.device import configure_threads
     from effir.core.trec import write_trec_run
-    from effir.encoder.model import Encoder
-    from effir.index.build import LoadedIndex
     from effir.search.dense import check_rerank, dense_search
+    from effir.search.searcher import Searcher
 
-    if text is not None:
-        if queries or out:
-            raise click.UsageError("--query prints hits for one query; leave out --queries and --out")
-        return _print_hits(index_dir, text, min(k, 10) if k == 1000 else k, rerank, shards, kw["model"], nprobe,
-                           ef_search, device)
-    if not (queries and out):
+    if text is not None and (queries or out):
+        raise click.UsageError("--query prints hits for one query; leave out --queries and --out")
+    if text is None and not (queries and out):
         raise click.UsageError("give --queries and --out (or --query TEXT for one query)")
+    k = k or (10 if text is not None else 1000)
     check_rerank(k, rerank)
-    spec = spec_from_options(**kw)
-    qs = _judged_queries(queries, qrels)
+    judged = _judged_queries(queries, qrels) if text is None else None  # bad input fails before any model loads
     configure_threads(threads)
-    index = LoadedIndex(index_dir, nprobe=nprobe, ef_search=ef_search, mmap=mmap)
-    vectors = None
-    if rerank is not None:
-        from effir.search.rerank import ShardVectors
-
-        vectors = (ShardVectors(shards or index.meta["shards"]), rerank)
-    encoder = Encoder(spec, device=device, dtype=dtype)
-    results, lat = dense_search(encoder, index, qs, k=k, remove_query=remove_query, rerank=vectors)
-    write_trec_run(out, results, tag or spec.name)
+    searcher = Searcher(index_dir, spec=spec_from_options(**kw), rerank=rerank, shards=shards, nprobe=nprobe,
+                        ef_search=ef_search, mmap=mmap, device=device, dtype=dtype)
+    if text is not None:
+        for hit in searcher.search(text, k=k):
+            click.echo(f"{hit.rank:>3}  {hit.score:8.4f}  {hit.docid:<16} {hit.title or ''}")
+        return
+    results, lat = dense_search(searcher.encoder, searcher.index, judged, k=k, remove_query=remove_query,
+                                rerank=searcher.rerank)
+    write_trec_run(out, results, tag or searcher.encoder.spec.name)
     print_latency("query encode", lat["query_encode"])
     print_latency("search", lat["search"])
     click.echo(f"wrote {len(results)} queries to {out}")
-
-
-def _print_hits(index_dir, text, k, rerank, shards, model, nprobe, ef_search, device):
-    from effir.search.searcher import Searcher
-
-    searcher = Searcher(index_dir, model=model, rerank=rerank, shards=shards, nprobe=nprobe, ef_search=ef_search,
-                        device=device)
-    for hit in searcher.search(text, k=k):
-        click.echo(f"{hit.rank:>3}  {hit.score:8.4f}  {hit.docid:<16} {hit.title or ''}")
 
 
 @click.command("fuse")

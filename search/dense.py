@@ -18,13 +18,13 @@ def check_rerank(k: int, rerank: int | None) -> None:
 
 def search_vectors(index, vectors: np.ndarray, k: int, rerank=None) -> list[list[tuple[str, float]]]:
     """Per query vector: [(docid, score)] best first. `rerank`: (ShardVectors, K) to re-score the top K exactly."""
+    from effir.search.rerank import exact_rerank
+
     depth = min(rerank[1] if rerank else k, index.index.ntotal)
     scores, ids = index.search(vectors, depth)
     out = []
     for q, (s, i) in enumerate(zip(scores, ids)):
         if rerank:
-            from effir.search.rerank import exact_rerank
-
             s, i = exact_rerank(rerank[0], vectors[q], i, k)
         out.append([(index.docids[j], float(x)) for x, j in zip(s, i) if j >= 0][:k])
     return out

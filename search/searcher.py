@@ -40,27 +40,38 @@ def _hits(ranked: list[tuple[str, float]], titles: dict[str, str]) -> list[Hit]:
 
 
 class Searcher:
-    """Dense search over an `effir index` folder; `rerank=K` re-scores the index's top K exactly from the shards."""
+    """Dense search over an `effir index` folder; `rerank=K` re-scores the index's top K exactly from the shards.
+    `model` (or a resolved `spec`, with the CLI's overrides) defaults to the model that encoded the shards."""
 
     def __init__(self, index: str | Path, model: str | None = None, corpus: str | Path | None = None,
                  rerank: int | None = None, shards: str | Path | None = None, nprobe: int | None = None,
-                 ef_search: int | None = None, device: str | None = None):
+                 ef_search: int | None = None, mmap: bool = False, device: str | None = None,
+                 dtype: str | None = None, spec=None):
         from effir.core.models import resolve
         from effir.encoder.model import Encoder
-        from effir.encoder.shards import read_manifest
         from effir.index.build import LoadedIndex
 
-        self.index = LoadedIndex(index, nprobe=nprobe, ef_search=ef_search)
-        self.encoder = Encoder(resolve(model or self.index.meta["model_path"]), device=device)
-        shards = Path(shards or self.index.meta["shards"])
-        if corpus is None and (shards / "manifest.json").exists():
-            corpus = read_manifest(shards).get("corpus")
-        self.titles = _titles(corpus)
+        self.index = LoadedIndex(index, nprobe=nprobe, ef_search=ef_search, mmap=mmap)
+        self.encoder = Encoder(spec or resolve(model or self.index.meta["model_path"]), device=device, dtype=dtype)
+        self.shards = Path(shards or self.index.meta["shards"])
+        self._corpus, self._titles = corpus, None
         self.rerank = None
         if rerank is not None:
             from effir.search.rerank import ShardVectors
 
-            self.rerank = (ShardVectors(shards), rerank)
+            self.rerank = (ShardVectors(self.shards), rerank)
+
+    @property
+    def titles(self) -> dict[str, str]:
+        """docid -> title, read once, when a hit first needs one (the corpus the shards were made from)."""
+        if self._titles is None:
+            from effir.encoder.shards import read_manifest
+
+            corpus = self._corpus
+            if corpus is None and (self.shards / "manifest.json").exists():
+                corpus = read_manifest(self.shards).get("corpus")
+            self._titles = _titles(corpus)
+        return self._titles
 
     def search_batch(self, queries: list[str], k: int = 10) -> list[list[Hit]]:
         from effir.search.dense import check_rerank, search_vectors

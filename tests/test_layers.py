@@ -53,8 +53,10 @@ def test_the_checker_sees_lazy_and_upward_imports(tmp_path, monkeypatch):
 
 
 def test_runtime_variants_are_registered_by_compression():
+    from effir.core.models import ModelSpec
     from effir.encoder.model import runtime_variants
 
-    variants = runtime_variants()
-    assert set(variants) >= {"shadow", "quantization"}
-    assert all(v.__module__.startswith("effir.compression.") for v in variants.values())
+    variants = runtime_variants(ModelSpec(name="x", path="x", extra={"shadow": {"head_keep": 0.5}, "quantization": "int8-dynamic"}))
+    assert [v.__name__ for v in variants] == ["apply_to_model", "attach_from_folder"]  # quantization, shadow
+    assert all(v.__module__.startswith("effir.compression.") for v in variants)
+    assert runtime_variants(ModelSpec(name="x", path="x")) == []  # a plain folder loads no variant code
