@@ -9,6 +9,7 @@ import click
 
 from effir.compression import cli_baselines  # noqa: F401  (registers the related methods' commands)
 from effir.compression.cli_options import (
+    UNIT_HALF_OPEN,
     calibration_options,
     compress,
     cut_options,
@@ -40,8 +41,8 @@ def analyze_cmd(model, out, dataset, texts, calibration, max_length):
 
 
 @model_command(compress, "drop")
-@click.option("--mlp", "n_mlp", default=0, show_default=True, help="MLP sublayers to drop (least important first)")
-@click.option("--attn", "n_attn", default=0, show_default=True, help="attention sublayers to drop")
+@click.option("--mlp", "n_mlp", default=0, show_default=True, type=click.IntRange(min=0), help="MLP sublayers to drop (least important first)")
+@click.option("--attn", "n_attn", default=0, show_default=True, type=click.IntRange(min=0), help="attention sublayers to drop")
 @click.option("--mlp-layers", default=None, help="explicit MLP layer indices, e.g. 3,4")
 @click.option("--attn-layers", default=None, help="explicit attention layer indices")
 @click.option("--importance", type=click.Path(exists=True), default=None, help="importance.json from `analyze`")
@@ -83,7 +84,7 @@ def train_cmd(model, out, dataset, split, title_body, title_body_limit, passage_
 
 @model_command(compress, "slim")
 @click.option("--dataset", type=click.Path(exists=True), default=None)
-@click.option("--reduction", default=0.3, show_default=True, help="fraction of the remaining MLP width to remove")
+@click.option("--reduction", default=0.3, show_default=True, type=UNIT_HALF_OPEN, help="fraction of the remaining MLP width to remove")
 @click.option("--l0-weight", default=1.0, show_default=True)
 @train_options
 def slim_cmd(model, out, dataset, reduction, l0_weight, split, title_body, title_body_limit, passage_max_length,

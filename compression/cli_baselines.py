@@ -5,22 +5,34 @@ from __future__ import annotations
 
 import click
 
-from effir.compression.cli_options import calibration_options, compress, model_command
+from effir.compression.cli_options import UNIT_OPEN, UNIT_SHARE_KEPT, calibration_options, compress, model_command
+
+
+def _n_of_m(ctx, param, value):
+    """--nm N:M → (N, M), N zeros in every M consecutive weights, 0 < N < M."""
+    if value is None:
+        return None
+    try:
+        n, m = (int(x) for x in value.split(":"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not N:M, e.g. 2:4") from None
+    if not 0 < n < m:
+        raise click.BadParameter(f"{value!r}: N zeros in every M weights needs 0 < N < M, e.g. 2:4")
+    return n, m
 
 
 def _sparsity_command(method: str, doc: str):
     @model_command(compress, method, help=doc)
-    @click.option("--ratio", default=0.5, show_default=True, help="fraction of weights zeroed in every linear layer")
-    @click.option("--nm", default=None, help="semi-structured N:M instead, e.g. 2:4")
+    @click.option("--ratio", default=0.5, show_default=True, type=UNIT_OPEN, help="fraction of weights zeroed in every linear layer")
+    @click.option("--nm", default=None, callback=_n_of_m, help="semi-structured N:M instead, e.g. 2:4")
     @calibration_options
     @click.option("--max-length", default=256, show_default=True)
     def cmd(model, out, ratio, nm, dataset, texts, calibration, max_length):
         from effir.compression.baselines import sparsify_folder
         from effir.compression.steps import calibration_texts
 
-        pattern = tuple(int(x) for x in nm.split(":")) if nm else None
         figures = sparsify_folder(model, out, calibration_texts(dataset, texts, calibration), method, ratio,
-                                  pattern, max_length)
+                                  nm, max_length)
         click.echo(f"{method}: {figures['zeros']:,} of {figures['weights']:,} block weights are zero "
                    f"({figures['sparsity']:.2%}) -> {out}")
 
@@ -32,8 +44,8 @@ _sparsity_command("sparsegpt", "SparseGPT sparsity: OBS pruning with inverse-Hes
 
 
 @model_command(compress, "nsvd")
-@click.option("--keep", default=0.6, show_default=True, help="fraction of each linear layer's parameters kept")
-@click.option("--k1-fraction", default=0.95, show_default=True, help="rank share of the whitened first stage")
+@click.option("--keep", default=0.6, show_default=True, type=UNIT_OPEN, help="fraction of each linear layer's parameters kept")
+@click.option("--k1-fraction", default=0.95, show_default=True, type=UNIT_SHARE_KEPT, help="rank share of the whitened first stage")
 @calibration_options
 @click.option("--max-length", default=256, show_default=True)
 def nsvd_cmd(model, out, keep, k1_fraction, dataset, texts, calibration, max_length):
@@ -51,8 +63,8 @@ def nsvd_cmd(model, out, keep, k1_fraction, dataset, texts, calibration, max_len
               help="BEIR folder: its corpus's title → body pairs train the predictor (not needed with --predictor-from)")
 @click.option("--pairs", "n_pairs", default=512, show_default=True, help="title → body pairs for the targets")
 @click.option("--split", default=None, help="also use this qrels split's pairs (never test)")
-@click.option("--head-keep", default=0.75, show_default=True, help="fraction of attention heads computed per input")
-@click.option("--mlp-keep", default=0.5, show_default=True, help="fraction of MLP channels computed per input")
+@click.option("--head-keep", default=0.75, show_default=True, type=UNIT_SHARE_KEPT, help="fraction of attention heads computed per input")
+@click.option("--mlp-keep", default=0.5, show_default=True, type=UNIT_SHARE_KEPT, help="fraction of MLP channels computed per input")
 @click.option("--width", default=512, show_default=True, help="predictor hidden width")
 @click.option("--epochs", default=100, show_default=True, help="predictor training epochs")
 @click.option("--predictor-from", default=None, help="reuse the predictor of this shadow folder (no training)")

@@ -9,13 +9,17 @@ import click
 
 from effir.core.options import friendly_errors
 
+UNIT_HALF_OPEN = click.FloatRange(0, 1, max_open=True)            # a share that may be 0 but not all
+UNIT_SHARE_KEPT = click.FloatRange(0, 1, min_open=True)          # a share kept: something, at most all
+UNIT_OPEN = click.FloatRange(0, 1, min_open=True, max_open=True)  # a share zeroed: neither none nor all
+
 
 def parse_ints(value: str | None):
     return [int(x) for x in value.split(",") if x.strip()] if value else None
 
 
 def calibration_options(f):
-    f = click.option("--calibration", default=256, show_default=True, help="calibration texts")(f)
+    f = click.option("--calibration", default=256, show_default=True, type=click.IntRange(min=1), help="calibration texts")(f)
     f = click.option("--texts", type=click.Path(exists=True), default=None, help="calibration texts file (.jsonl or one per line)")(f)
     return click.option("--dataset", type=click.Path(exists=True), default=None, help="BEIR folder: calibration samples its corpus")(f)
 
@@ -25,11 +29,13 @@ def train_options(f):
         click.option("--split", default="train", show_default=True, help="qrels split of --dataset to train on (never test)"),
         click.option("--title-body", multiple=True, type=click.Path(exists=True), help="label-free title→body pairs from this BEIR corpus (repeatable)"),
         click.option("--title-body-limit", default=2000, show_default=True, help="pairs per --title-body corpus"),
-        click.option("--epochs", default=1.0, show_default=True),
-        click.option("--batch-size", default=16, show_default=True),
-        click.option("--negatives", default=1, show_default=True, help="BM25 hard negatives per query"),
+        click.option("--epochs", default=1.0, show_default=True, type=click.FloatRange(0, min_open=True)),
+        click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=2),
+                     help="queries per step (in-batch negatives need two)"),
+        click.option("--negatives", default=1, show_default=True, type=click.IntRange(min=0),
+                     help="BM25 hard negatives per query"),
         click.option("--lr", default=None, type=float, help="learning rate (default 2e-5 full, 1e-4 LoRA, 0.05 slim gates)"),
-        click.option("--temperature", default=0.05, show_default=True),
+        click.option("--temperature", default=0.05, show_default=True, type=click.FloatRange(0, min_open=True)),
         click.option("--lora", is_flag=True, help="LoRA through peft (merged on save) instead of full fine-tuning"),
         click.option("--lora-r", default=32, show_default=True),
         click.option("--lora-alpha", default=64, show_default=True),
@@ -53,8 +59,8 @@ def train_config(epochs, batch_size, negatives, lr, temperature, lora, lora_r, l
 
 def cut_options(f):
     opts = [
-        click.option("--drop-fraction", default=0.5, show_default=True, help="share of MLP sublayers to drop (paper: 16/32)"),
-        click.option("--reduction", default=0.3, show_default=True, help="share of the remaining MLP width to remove"),
+        click.option("--drop-fraction", default=0.5, show_default=True, type=UNIT_HALF_OPEN, help="share of MLP sublayers to drop (paper: 16/32)"),
+        click.option("--reduction", default=0.3, show_default=True, type=UNIT_HALF_OPEN, help="share of the remaining MLP width to remove"),
         click.option("--target-speedup", type=float, default=None,
                      help="instead: the cut reaching this analytic FLOP ratio on documents with the least importance removed"),
         click.option("--importance", type=click.Path(exists=True), default=None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from effir.core.errors import EffirError
 from effir.core.models import ModelSpec
 from effir.encoder import architecture
 from effir.encoder.model import pad_batch, tokenize
@@ -123,7 +124,7 @@ def least_important(scores: list, k: int) -> list[int]:
     """Indices of the k lowest scores among sublayers still present."""
     ranked = sorted((s, i) for i, s in enumerate(scores) if s is not None)
     if k > len(ranked):
-        raise ValueError(f"cannot drop {k} sublayers: only {len(ranked)} remain")
+        raise EffirError(f"cannot drop {k} sublayers: only {len(ranked)} remain")
     return sorted(i for _, i in ranked[:k])
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from effir.core.data import BeirDataset, Corpus
+from effir.core.errors import EffirError
 
 
 @dataclass
@@ -23,7 +24,7 @@ class Example:
 def qrels_examples(dataset: BeirDataset, split: str) -> tuple[list[tuple[str, str, set]], Corpus]:
     """[(query id, query text, positive doc ids)] from qrels/<split>.tsv."""
     if split == "test":
-        raise ValueError("training on the test split is not allowed: it is what the model is evaluated on")
+        raise EffirError("--split test: training on the test split is not allowed; it is what the model is evaluated on")
     corpus = dataset.corpus()
     queries = dataset.queries()
     qrels = dataset.qrels(split, corpus, queries)

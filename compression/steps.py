@@ -16,6 +16,7 @@ from effir.compression.info import describe
 from effir.compression.slim import CHANNELS_FILE
 from effir.compression.train import ADAPTER_DIR, TrainConfig, train
 from effir.core.data import BeirDataset, read_texts, sample_texts
+from effir.core.errors import EffirError
 from effir.core.files import write_json
 from effir.core.models import resolve
 from effir.encoder import architecture
@@ -33,7 +34,7 @@ def calibration_texts(dataset: str | None = None, texts: str | None = None, n: i
         return read_texts(texts)[:n] if n else read_texts(texts)
     if dataset:
         return sample_texts(BeirDataset(dataset).corpus(), n, seed)
-    raise ValueError("give calibration texts: --dataset (samples its corpus) or --texts FILE")
+    raise EffirError("give calibration texts: --dataset (samples its corpus) or --texts FILE")
 
 
 def analyze(model: str, out: str | Path, texts: list[str], max_length: int = 256, batch_size: int = 8,
@@ -56,6 +57,13 @@ def drop(model: str, out: str | Path, scores: dict | None, n_mlp: int = 0, n_att
          mlp_layers: list[int] | None = None, attn_layers: list[int] | None = None, device: str = "cpu"):
     """Remove the n least important MLP (and attention) sublayers, or the listed ones."""
     spec, net, tok = load(model, device)
+    n_layers = net.config.num_hidden_layers
+    for flag, count, listed in (("--mlp", n_mlp, mlp_layers), ("--attn", n_attn, attn_layers)):
+        if count > n_layers:
+            raise EffirError(f"{flag} {count}: the model has {n_layers} layers")
+        outside = [i for i in listed or [] if not 0 <= i < n_layers]
+        if outside:
+            raise EffirError(f"{flag}-layers {outside}: the model's layers are 0..{n_layers - 1}")
     mlp = mlp_layers if mlp_layers is not None else (imp.least_important(scores["mlp"], n_mlp) if n_mlp else [])
     attn = attn_layers if attn_layers is not None else (imp.least_important(scores["attn"], n_attn) if n_attn else [])
     before = describe(net)

@@ -137,12 +137,13 @@ def train(model, tokenizer, spec, examples, cfg: TrainConfig, work: str | Path, 
     step = 0
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
-        if ckpt.get("key") == key and set(ckpt["trainable"]) == set(trainable):
+        if ckpt.get("key") == key and "rng" in ckpt and set(ckpt["trainable"]) == set(trainable):
             with torch.no_grad():
                 for n, t in ckpt["trainable"].items():
                     trainable[n].copy_(t)
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
+            torch.set_rng_state(ckpt["rng"])  # dropout masks continue as if never stopped
             step = ckpt["step"]
         else:
             logger.warning("%s was made from another config, data or model: training starts afresh", ckpt_path)
@@ -190,6 +191,7 @@ def train(model, tokenizer, spec, examples, cfg: TrainConfig, work: str | Path, 
             if done % cfg.checkpoint_every == 0 or done == total:
                 _save_checkpoint(ckpt_path, {"step": done, "key": key, "config": asdict(cfg),
                                              "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                             "rng": torch.get_rng_state(),
                                              "trainable": {n: t.detach().clone() for n, t in trainable.items()}})
         epoch += 1
     bar.close()

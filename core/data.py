@@ -301,6 +301,13 @@ class BeirDataset:
     def qrels_path(self, split: str = "test") -> Path:
         return self.root / "qrels" / f"{split}.tsv"
 
+    def require(self, split: str | None = None) -> BeirDataset:
+        """Before any work is written: the files a run over `split` reads are all there."""
+        for path in (self.corpus_path, self.queries_path, *([self.qrels_path(split)] if split else [])):
+            if not path.is_file():
+                raise DatasetError(path, None, "file not found")
+        return self
+
     def corpus(self, rejects=None) -> Corpus:
         return Corpus(self.corpus_path, rejects).validate()
 
@@ -330,5 +337,11 @@ def read_texts(path: str | Path) -> list[str]:
                 raise obj
             out.append(_parse_document(obj, path, lineno).contents if ("title" in obj or "contents" in obj)
                        else _check_text(obj, "text", path, lineno))
-        return out
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        try:
+            out = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except UnicodeDecodeError as e:
+            raise DatasetError(path, None, f"not UTF-8 text ({e.reason} at byte {e.start})") from e
+    if not out:
+        raise DatasetError(path, None, "no texts in the file")
+    return out

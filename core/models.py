@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from effir.core.errors import EffirError
+
 EFFIR_JSON = "effir.json"
 POOLINGS = ("mean", "cls", "last")
 LLM_QUERY_INSTRUCTION = "<instruct>Given a query, retrieve relevant passages that answer the query.\n<query>"
@@ -152,6 +154,8 @@ def resolve(model: str, **overrides) -> ModelSpec:
         path, name = model, Path(model).name or model
     folder = Path(path)
     if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise EffirError(f"{folder}: not a model folder (no config.json)")
         if model not in REGISTRY:
             settings.update(_inferred_defaults(folder))
         settings.update(_structure_from_config(folder))

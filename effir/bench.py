@@ -70,7 +70,10 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
     from effir.eval import report
 
     datasets = [datasets] if isinstance(datasets, (str, Path)) else list(datasets)
-    out.mkdir(parents=True, exist_ok=True)
+    if not systems:
+        raise click.UsageError("--systems: name at least one system, e.g. bm25,minilm")
+    for d in datasets:
+        BeirDataset(d).require(split)
     work = Path(work) if work else out / "systems"
     named, hybrids = parse_systems(systems)
     check_parents([n for n, _ in named] + list(hybrids), parents or {})
@@ -84,6 +87,7 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
             spec = resolve(system)
             spec.name = name
             encoders[name] = Encoder(spec)
+    out.mkdir(parents=True, exist_ok=True)  # only now: bad input above leaves nothing behind
     per_dataset = {BeirDataset(d).name: quality_rows(d, named, hybrids, encoders, work, split, factory)
                    for d in datasets}
     names = list(per_dataset)

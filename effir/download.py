@@ -9,10 +9,13 @@ import click
 from effir.core.options import friendly_errors
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
+# the collections BEIR publishes as zips (bioasq, signal1m, trec-news and robust04 need a licence and are not there)
+BEIR_PUBLIC = ("msmarco", "trec-covid", "nfcorpus", "nq", "hotpotqa", "fiqa", "arguana", "webis-touche2020",
+               "cqadupstack", "quora", "dbpedia-entity", "scidocs", "fever", "climate-fever", "scifact")
 
 
 @click.command("download")
-@click.argument("name")
+@click.argument("name", type=click.Choice(BEIR_PUBLIC))
 @click.option("--out", default="data/beir", show_default=True, type=click.Path())
 @friendly_errors
 def download_cmd(name, out):

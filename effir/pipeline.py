@@ -50,13 +50,13 @@ def run_dense(dataset: str | Path, model: str, out: str | Path, split: str = "te
     from effir.index.build import LoadedIndex, build_index
     from effir.search.dense import dense_search
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    ds = BeirDataset(dataset)
+    ds = BeirDataset(dataset).require(split)
     corpus = ds.corpus()
     queries = ds.queries()
     qrels = ds.qrels(split, corpus, queries)
     spec = spec or resolve(model)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     fp = model_fingerprint(spec)
     stages = Stages(out)
     corpus_fp = corpus.fingerprint()

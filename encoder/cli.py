@@ -9,9 +9,9 @@ from effir.core.options import friendly_errors, model_options, spec_from_options
 @model_options
 @click.option("--corpus", required=True, type=click.Path(), help="corpus.jsonl (BEIR) or a JsonCollection file/folder")
 @click.option("--out", required=True, type=click.Path(), help="folder for Parquet shards + manifest.json")
-@click.option("--shard-size", default=4096, show_default=True, help="documents per shard")
+@click.option("--shard-size", default=4096, show_default=True, type=click.IntRange(min=1), help="documents per shard")
 @click.option("--embedding-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
-@click.option("--max-tokens", default=8192, show_default=True, help="padded tokens per batch")
+@click.option("--max-tokens", default=8192, show_default=True, type=click.IntRange(min=1), help="padded tokens per batch")
 @click.option("--skip-bad", is_flag=True, help="write rejected lines to OUT/rejected.jsonl and go on")
 @click.option("--overwrite", is_flag=True, help="discard shards already in OUT")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
