@@ -69,8 +69,8 @@ def drop_cmd(model, out, n_mlp, n_attn, mlp_layers, attn_layers, importance, dat
 @train_options
 @click.option("--distill-from", default=None, help="teacher model: adds 1 − cos(student, teacher) on every text")
 @click.option("--distill-weight", default=1.0, show_default=True)
-def train_cmd(model, out, dataset, split, title_body, title_body_limit, passage_max_length, work, distill_from,
-              distill_weight, **kw):
+def train_cmd(model, out, dataset, split, title_body, title_body_limit, passage_max_length, pooling, work,
+              distill_from, distill_weight, **kw):
     """Retrieval fine-tuning: InfoNCE with in-batch and BM25 hard negatives (LoRA or full)."""
     from effir.compression.steps import finetune
 
@@ -78,7 +78,8 @@ def train_cmd(model, out, dataset, split, title_body, title_body_limit, passage_
     if distill_from:
         cfg.distill_weight = distill_weight
     work, examples = training_set(out, work, dataset, split, title_body, title_body_limit)
-    new = finetune(model, out, examples, cfg, work, teacher=distill_from, passage_max_length=passage_max_length)
+    new = finetune(model, out, examples, cfg, work, teacher=distill_from, passage_max_length=passage_max_length,
+                   pooling=pooling)
     click.echo(f"-> {new.path}")
 
 
@@ -88,14 +89,14 @@ def train_cmd(model, out, dataset, split, title_body, title_body_limit, passage_
 @click.option("--l0-weight", default=1.0, show_default=True)
 @train_options
 def slim_cmd(model, out, dataset, reduction, l0_weight, split, title_body, title_body_limit, passage_max_length,
-             work, **kw):
+             pooling, work, **kw):
     """Self-slimming: learn channel gates with InfoNCE + λ·L0, then cut the MLPs and fold the gates."""
     from effir.compression.steps import slim
 
     cfg = train_config(**kw, default_lr=0.05)
     work, examples = training_set(out, work, dataset, split, title_body, title_body_limit)
     new, widths = slim(model, out, examples, reduction, cfg, work, l0_weight=l0_weight,
-                       passage_max_length=passage_max_length)
+                       passage_max_length=passage_max_length, pooling=pooling)
     click.echo(f"MLP widths {widths} -> {new.path}")
 
 
@@ -129,7 +130,7 @@ def plan_cmd(model, dataset, drop_fraction, reduction, target_speedup, importanc
 @click.option("--slim-lr", default=0.05, show_default=True)
 @train_options
 def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, importance, slim_steps, slim_lr, split,
-              title_body, title_body_limit, passage_max_length, work, **kw):
+              title_body, title_body_limit, passage_max_length, pooling, work, **kw):
     """The EffiR recipe: analyze → plan → drop → slim → train, every intermediate folder kept."""
     from dataclasses import replace
 
@@ -139,7 +140,7 @@ def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, imp
     slim_cfg = replace(cfg, lr=slim_lr, lora=False, max_steps=slim_steps or cfg.max_steps)
     steps = effir_recipe(model, dataset, out, drop_fraction, reduction, split, title_body, title_body_limit, cfg,
                          slim_cfg, passage_max_length=passage_max_length, target_speedup=target_speedup,
-                         importance=importance)
+                         importance=importance, pooling=pooling)
     for name, path in steps.items():
         click.echo(f"{name:>12}: {path}")
 

@@ -7,6 +7,7 @@ import json
 
 import click
 
+from effir.core.models import POOLINGS
 from effir.core.options import friendly_errors
 
 UNIT_HALF_OPEN = click.FloatRange(0, 1, max_open=True)            # a share that may be 0 but not all
@@ -42,6 +43,8 @@ def train_options(f):
         click.option("--max-steps", type=int, default=None),
         click.option("--seed", default=0, show_default=True),
         click.option("--passage-max-length", type=int, default=None, help="truncate passages during training"),
+        click.option("--pooling", type=click.Choice(POOLINGS), default=None,
+                     help="train (and thereafter encode) with this pooling instead of the model's"),
         click.option("--work", type=click.Path(), default=None, help="checkpoints and logs (default: OUT.work)"),
     ]
     for opt in reversed(opts):

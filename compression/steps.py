@@ -23,8 +23,9 @@ from effir.encoder import architecture
 from effir.encoder.model import load_model
 
 
-def load(model: str, device: str = "cpu"):
-    spec = resolve(model)
+def load(model: str, device: str = "cpu", pooling: str | None = None):
+    """(spec, model, tokenizer); `pooling` overrides the model's, and the folder a step writes records it."""
+    spec = resolve(model, pooling=pooling)
     net, tok = load_model(spec, device=device, dtype="float32")
     return spec, net, tok
 
@@ -54,9 +55,10 @@ def analyze(model: str, out: str | Path, texts: list[str], max_length: int = 256
 
 
 def drop(model: str, out: str | Path, scores: dict | None, n_mlp: int = 0, n_attn: int = 0,
-         mlp_layers: list[int] | None = None, attn_layers: list[int] | None = None, device: str = "cpu"):
+         mlp_layers: list[int] | None = None, attn_layers: list[int] | None = None, device: str = "cpu",
+         pooling: str | None = None):
     """Remove the n least important MLP (and attention) sublayers, or the listed ones."""
-    spec, net, tok = load(model, device)
+    spec, net, tok = load(model, device, pooling)
     n_layers = net.config.num_hidden_layers
     for flag, count, listed in (("--mlp", n_mlp, mlp_layers), ("--attn", n_attn, attn_layers)):
         if count > n_layers:
@@ -102,10 +104,10 @@ def _training_spec(spec, passage_max_length):
 
 
 def finetune(model: str, out: str | Path, examples, cfg: TrainConfig, work: str | Path, teacher: str | None = None,
-             passage_max_length: int | None = None, device: str = "cpu"):
+             passage_max_length: int | None = None, device: str = "cpu", pooling: str | None = None):
     from effir.encoder.model import Encoder
 
-    spec, net, tok = load(model, device)
+    spec, net, tok = load(model, device, pooling)
     teacher_enc = Encoder(resolve(teacher), device=device) if teacher else None
     net, history = train(net, tok, _training_spec(spec, passage_max_length), examples, cfg, work,
                          teacher=teacher_enc, device=device, desc=f"train {spec.name}")
@@ -128,11 +130,12 @@ def loss_summary(history: list[dict], window: int = 10) -> dict:
 
 
 def slim(model: str, out: str | Path, examples, reduction: float, cfg: TrainConfig, work: str | Path,
-         l0_weight: float = 1.0, passage_max_length: int | None = None, device: str = "cpu"):
+         l0_weight: float = 1.0, passage_max_length: int | None = None, device: str = "cpu",
+         pooling: str | None = None):
     """Train the channel gates (model frozen), then cut the MLPs to (1 − reduction) of their width."""
     from effir.compression.slim import ChannelGates, l0_regularizer, save_channels
 
-    spec, net, tok = load(model, device)
+    spec, net, tok = load(model, device, pooling)
     gates = ChannelGates(net)
     keep = 1.0 - reduction
     net, history = train(net, tok, _training_spec(spec, passage_max_length), examples, cfg, work,
@@ -186,11 +189,12 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
                  split: str = "train", title_body: list[str] = (), title_body_limit: int = 2000,
                  cfg: TrainConfig | None = None, slim_cfg: TrainConfig | None = None, calibration: int = 256,
                  passage_max_length: int | None = None, device: str = "cpu", target_speedup: float | None = None,
-                 importance: str | None = None) -> dict:
+                 importance: str | None = None, pooling: str | None = None) -> dict:
     """analyze → plan → drop → slim → train (the paper's order); every intermediate folder is kept under `out`.
 
     The cut is `drop_fraction` of the MLP sublayers and `reduction` of the remaining width, or, with
-    `target_speedup`, the plan that reaches it with the least importance removed (`plan.py`)."""
+    `target_speedup`, the plan that reaches it with the least importance removed (`plan.py`). `pooling` overrides
+    the model's from the first folder on, so every later step trains and encodes with it."""
     out = Path(out)
     cfg = cfg or TrainConfig()
     slim_cfg = slim_cfg or replace(cfg, lr=0.05, lora=False)
@@ -206,7 +210,7 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
     examples = training_examples(dataset, split, list(title_body), title_body_limit, out / "data")
     steps = {"drop": str(out / "1-drop")}
     if not (out / "1-drop" / "effir.json").exists():
-        drop(model, out / "1-drop", scores, mlp_layers=chosen.dropped_mlp, device=device)
+        drop(model, out / "1-drop", scores, mlp_layers=chosen.dropped_mlp, device=device, pooling=pooling)
     if chosen.reduction:
         steps["slim"] = str(out / "2-slim")
         if not (out / "2-slim" / "effir.json").exists():

@@ -7,13 +7,14 @@ import functools
 import click
 
 from effir.core.errors import EffirError
+from effir.core.models import POOLINGS
 
 
 def model_options(f):
     """--model plus the encoding overrides (pooling, prefixes, lengths)."""
     opts = [
         click.option("--model", "-m", required=True, help="registry name (minilm, smollm2-135m), model folder or hub id"),
-        click.option("--pooling", type=click.Choice(["mean", "cls", "last"]), default=None, help="override pooling"),
+        click.option("--pooling", type=click.Choice(POOLINGS), default=None, help="override pooling"),
         click.option("--query-prefix", default=None, help="override the query prefix"),
         click.option("--passage-prefix", default=None, help="override the passage prefix"),
         click.option("--query-max-length", type=int, default=None),

@@ -224,7 +224,8 @@ def test_effir_recipe_end_to_end(tmp_path, tiny_llama, tiny_dataset):
     from effir.compression.train import TrainConfig
 
     steps = effir_recipe(str(tiny_llama), str(tiny_dataset), tmp_path / "r", drop_fraction=0.5, reduction=0.3,
-                         cfg=TrainConfig(batch_size=4, max_steps=2, lr=1e-3, lora=True, lora_r=4), calibration=8)
+                         cfg=TrainConfig(batch_size=4, max_steps=2, lr=1e-3, lora=True, lora_r=4), calibration=8,
+                         pooling="mean")
     final = json.loads((tmp_path / "r" / "3-final" / "effir.json").read_text())
     scores = json.loads((tmp_path / "r" / "0-analyze" / "importance.json").read_text())
     assert final["dropped_mlp"] == least_important(scores["mlp"], 2)
@@ -235,4 +236,5 @@ def test_effir_recipe_end_to_end(tmp_path, tiny_llama, tiny_dataset):
     assert {i: len(idx) for i, (idx, _) in channels.items()} == {int(k): v for k, v in final["mlp_widths"].items()}
     assert (tmp_path / "r" / "3-final" / "adapter" / "adapter_config.json").exists()
     for path in steps.values():
+        assert resolve(path).pooling == "mean"  # the override (tiny_llama pools its last token) reaches every step
         assert Encoder(resolve(path), device="cpu").encode(TEXTS)[0].shape == (len(TEXTS), 32)
