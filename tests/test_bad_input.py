@@ -13,6 +13,26 @@ from click.testing import CliRunner
 from effir.cli import main
 
 
+# files that are wrong in one way each (line 2 unless the name says otherwise)
+BAD_FILES = {
+    "bad.trec": b"q1 Q0 d1 1 0.5 tag\nq1 Q0 d2 2 not-a-number tag\n",
+    "corpus-bad.jsonl": b'{"_id": "a", "text": "x"}\n{"_id": "a", "text": "y"}\n',
+    "empty.jsonl": b"",
+    "corpus-truncated.jsonl": b'{"_id": "a", "text": "x"}\n{"_id": "b", "te',
+    "corpus-latin1.jsonl": b'{"_id": "a", "text": "x"}\n{"_id": "b", "text": "caf\xe9"}\n',
+    "corpus-noid.jsonl": b'{"_id": "a", "text": "x"}\n{"text": "no id"}\n',
+    "corpus-list.jsonl": b'{"_id": "a", "text": "x"}\n["a", "list"]\n',
+    "queries-dup.jsonl": b'{"_id": "q1", "text": "a"}\n{"_id": "q1", "text": "b"}\n',
+    "qrels-bad.tsv": b"query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\thigh\n",  # line 3
+    "qrels-short.tsv": b"query-id\tcorpus-id\tscore\nq1\td1\n",
+    "run-latin1.trec": b"q1 Q0 d1 1 0.5 t\nq1 Q0 d\xe9 2 0.4 t\n",
+    "run-short.trec": b"q1 Q0 d1 1 0.5 t\nq1 Q0 d2 2\n",
+    "run-a.trec": b"q1 Q0 d1 1 0.5 a\nq2 Q0 d2 1 0.5 a\n",  # fine alone; shares no query with run-b
+    "run-b.trec": b"z1 Q0 d1 1 0.5 b\nz2 Q0 d2 1 0.5 b\n",
+    "texts.txt": b"",
+}
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, tiny_bert):
     """A tiny dataset, its shards and a Flat index, made once: the prior outputs every case must leave alone."""
@@ -25,21 +45,8 @@ def built(tmp_path_factory, tiny_bert):
     (data / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": f"topic {i}"}) + "\n"
                                                 for i in range(4)))
     (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(4)))
-    (root / "bad.trec").write_text("q1 Q0 d1 1 0.5 tag\nq1 Q0 d2 2 not-a-number tag\n")
-    (root / "corpus-bad.jsonl").write_text('{"_id": "a", "text": "x"}\n{"_id": "a", "text": "y"}\n')
-    (root / "empty.jsonl").write_text("")
-    (root / "corpus-truncated.jsonl").write_text('{"_id": "a", "text": "x"}\n{"_id": "b", "te')
-    (root / "corpus-latin1.jsonl").write_bytes(b'{"_id": "a", "text": "x"}\n{"_id": "b", "text": "caf\xe9"}\n')
-    (root / "corpus-noid.jsonl").write_text('{"_id": "a", "text": "x"}\n{"text": "no id"}\n')
-    (root / "corpus-list.jsonl").write_text('{"_id": "a", "text": "x"}\n["a", "list"]\n')
-    (root / "queries-dup.jsonl").write_text('{"_id": "q1", "text": "a"}\n{"_id": "q1", "text": "b"}\n')
-    (root / "qrels-bad.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\thigh\n")
-    (root / "qrels-short.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\n")
-    (root / "run-latin1.trec").write_bytes(b"q1 Q0 d1 1 0.5 t\nq1 Q0 d\xe9 2 0.4 t\n")
-    (root / "run-short.trec").write_text("q1 Q0 d1 1 0.5 t\nq1 Q0 d2 2\n")
-    (root / "run-a.trec").write_text("q1 Q0 d1 1 0.5 a\nq2 Q0 d2 1 0.5 a\n")
-    (root / "run-b.trec").write_text("z1 Q0 d1 1 0.5 b\nz2 Q0 d2 1 0.5 b\n")
-    (root / "texts.txt").write_text("")
+    for name, content in BAD_FILES.items():
+        (root / name).write_bytes(content)
     (root / "no-corpus" / "qrels").mkdir(parents=True)
     (root / "no-corpus" / "queries.jsonl").write_text('{"_id": "q1", "text": "a"}\n')
     (root / "no-shards").mkdir()
