@@ -2,7 +2,7 @@
 
 N train queries and one positive each are encoded; with the score matrix S = Q·Pᵀ (L2-normalised vectors) it prints
 in-batch top-1 accuracy (chance 1/N), the standard deviation of S, the mean positive score minus the mean score, and
-the mean passage–passage cosine. A collapse (every text one vector) shows as a spread near 0 with top-1 at chance.
+the mean passage–passage and query–query cosines. A collapse (every text one vector) shows as a spread near 0 with top-1 at chance.
 
 Without --checkpoint it probes the base model under three poolings (last token with EOS as the EffiR script pools,
 last token without EOS, mean); with --checkpoint (a `checkpoint.pt` of `effir compress train --lora`) it probes the
@@ -28,7 +28,8 @@ def probe(encoder, queries: list[str], passages: list[str]) -> dict:
     q, p = torch.from_numpy(q), torch.from_numpy(p)
     s = q @ p.T
     return {"top1": float((s.argmax(1) == torch.arange(len(q))).float().mean()), "mean": float(s.mean()),
-            "std": float(s.std()), "gap": float(s.diag().mean() - s.mean()), "pp_cos": float((p @ p.T).mean())}
+            "std": float(s.std()), "gap": float(s.diag().mean() - s.mean()), "pp_cos": float((p @ p.T).mean()),
+            "qq_cos": float((q @ q.T).mean())}
 
 
 def main():
@@ -77,7 +78,7 @@ def main():
     for name, variant in variants.items():
         r = probe(Encoder(variant, device="cpu", model=net, tokenizer=tok), texts_q, texts_p)
         print(f"  {name:<28} top-1 {r['top1']:.2f}  score mean {r['mean']:.4f}  spread (std) {r['std']:.4f}  "
-              f"positive gap {r['gap']:+.4f}  passage-passage cos {r['pp_cos']:.3f}")
+              f"positive gap {r['gap']:+.4f}  passage-passage cos {r['pp_cos']:.3f}  query-query cos {r['qq_cos']:.3f}")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ def train_options(f):
                      help="BM25 hard negatives per query"),
         click.option("--lr", default=None, type=float, help="learning rate (default 2e-5 full, 1e-4 LoRA, 0.05 slim gates)"),
         click.option("--temperature", default=0.05, show_default=True, type=click.FloatRange(0, min_open=True)),
+        click.option("--loss", type=click.Choice(["infonce", "gte"]), default="infonce", show_default=True,
+                     help="gte: queries and passages in the batch are negatives of each other too (against collapse)"),
         click.option("--lora", is_flag=True, help="LoRA through peft (merged on save) instead of full fine-tuning"),
         click.option("--lora-r", default=32, show_default=True),
         click.option("--lora-alpha", default=64, show_default=True),
@@ -52,11 +54,12 @@ def train_options(f):
     return f
 
 
-def train_config(epochs, batch_size, negatives, lr, temperature, lora, lora_r, lora_alpha, max_steps, seed, default_lr):
+def train_config(epochs, batch_size, negatives, lr, temperature, loss, lora, lora_r, lora_alpha, max_steps, seed,
+                 default_lr):
     from effir.compression.train import TrainConfig
 
     return TrainConfig(epochs=epochs, batch_size=batch_size, negatives=negatives, lr=lr or default_lr,
-                       temperature=temperature, lora=lora, lora_r=lora_r, lora_alpha=lora_alpha,
+                       temperature=temperature, loss=loss, lora=lora, lora_r=lora_r, lora_alpha=lora_alpha,
                        max_steps=max_steps, seed=seed)
 
 

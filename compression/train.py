@@ -2,6 +2,11 @@
 
     L = −log  exp(s(q, p⁺)/τ) / Σ_{p ∈ batch positives ∪ hard negatives} exp(s(q, p)/τ)
 
+With `loss="gte"` the denominator also holds the in-batch query–query, query–positive and positive–passage scores
+(GTE's improved contrastive loss, Li et al. 2023): when every query looks alike (an LLM's last token after a long
+instruction), plain InfoNCE is lowered fastest by pulling every passage onto that one query vector; here such a
+collapse raises the loss instead.
+
 s is the cosine of the pooled, normalised embeddings. LoRA through peft (merged afterwards) or full
 fine-tuning; optional distillation towards a teacher's embeddings; checkpoints every few steps and resumes.
 """
@@ -35,6 +40,7 @@ class TrainConfig:
     negatives: int = 1             # hard negatives per query
     lr: float = 2e-5
     temperature: float = 0.05
+    loss: str = "infonce"          # or "gte": queries and passages are negatives of each other too
     lora: bool = False
     lora_r: int = 32
     lora_alpha: int = 64
@@ -44,12 +50,27 @@ class TrainConfig:
     max_steps: int | None = None
 
 
-def info_nce(q: torch.Tensor, p: torch.Tensor, temperature: float) -> torch.Tensor:
+LOSSES = ("infonce", "gte")
+
+
+def info_nce(q: torch.Tensor, p: torch.Tensor, temperature: float, loss: str = "infonce") -> torch.Tensor:
     """q [B, D]; p [B·(1+n), D] laid out as (positive, its n negatives) per query."""
-    scores = q @ p.T / temperature
     group = p.size(0) // q.size(0)
     labels = torch.arange(q.size(0), device=q.device) * group
-    return F.cross_entropy(scores, labels)
+    qp = q @ p.T / temperature
+    if loss == "infonce":
+        return F.cross_entropy(qp, labels)
+    if loss != "gte":
+        raise ValueError(f"unknown loss {loss!r}; one of {LOSSES}")
+    positives = p[labels]
+    self_q = torch.eye(q.size(0), dtype=torch.bool, device=q.device)
+    self_p = torch.zeros(q.size(0), p.size(0), dtype=torch.bool, device=q.device)
+    self_p[torch.arange(q.size(0)), labels] = True
+    z = torch.cat([qp,                                                     # s(q_i, p_j), every passage
+                   (q @ q.T / temperature).masked_fill(self_q, -torch.inf),   # s(q_i, q_j), j ≠ i
+                   positives @ q.T / temperature,                         # s(q_j, p⁺_i), every query
+                   (positives @ p.T / temperature).masked_fill(self_p, -torch.inf)], 1)  # s(p⁺_i, p_j), j ≠ i
+    return (torch.logsumexp(z, 1) - qp[torch.arange(q.size(0)), labels]).mean()
 
 
 @torch.no_grad()
@@ -165,7 +186,7 @@ def train(model, tokenizer, spec, examples, cfg: TrainConfig, work: str | Path, 
                 break
             q_ids, p_ids = tokenize(tokenizer, spec, queries, "query"), tokenize(tokenizer, spec, passages, "passage")
             q, p = embed(model, q_ids, pad, spec, device), embed(model, p_ids, pad, spec, device)
-            loss = info_nce(q, p, cfg.temperature)
+            loss = info_nce(q, p, cfg.temperature, cfg.loss)
             figures = {"info_nce": round(loss.item(), 4), **batch_figures(q, p)}
             if teacher is not None and cfg.distill_weight:
                 with torch.no_grad():

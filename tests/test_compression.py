@@ -238,3 +238,27 @@ def test_effir_recipe_end_to_end(tmp_path, tiny_llama, tiny_dataset):
     for path in steps.values():
         assert resolve(path).pooling == "mean"  # the override (tiny_llama pools its last token) reaches every step
         assert Encoder(resolve(path), device="cpu").encode(TEXTS)[0].shape == (len(TEXTS), 32)
+
+
+def test_gte_loss_is_the_written_sum():
+    """GTE's loss, term by term from its definition (each of the four sums, and which self-pairs are left out)."""
+    import math
+
+    import torch.nn.functional as F
+
+    from effir.compression.train import info_nce
+
+    torch.manual_seed(0)
+    B, n, tau = 4, 1, 0.05
+    q = F.normalize(torch.randn(B, 8), dim=-1)
+    p = F.normalize(torch.randn(B * (1 + n), 8), dim=-1)
+    s = lambda a, b: math.exp(float(a @ b) / tau)  # noqa: E731
+    expected = 0.0
+    for i in range(B):
+        pos = p[i * (1 + n)]
+        z = (sum(s(q[i], d) for d in p) + sum(s(q[i], q[j]) for j in range(B) if j != i)
+             + sum(s(q[j], pos) for j in range(B)) + sum(s(pos, d) for k, d in enumerate(p) if k != i * (1 + n)))
+        expected += -math.log(s(q[i], pos) / z) / B
+    assert info_nce(q, p, tau, "gte").item() == pytest.approx(expected, rel=1e-4)
+    plain = F.cross_entropy(q @ p.T / tau, torch.tensor([0, 2, 4, 6]))
+    assert info_nce(q, p, tau).item() == pytest.approx(plain.item())
