@@ -61,7 +61,8 @@ clean:
 
 # The methods EffiR is compared with, each applied to the model EffiR is measured against: minilm-ft (the full
 # model with EffiR's training). Each row's parent is the folder it was made from (effir.json's made_from);
-# minilm-effir-drop2 is compared with minilm-ft, the full model trained the same way. Run `make demo` first.
+# minilm-effir-drop2 is compared with minilm-ft, the full model trained the same way. It builds the models `make demo`
+# trains (when they are missing) but does not rerun the demo's bench.
 FT := $(MODELS)/minilm-ft
 $(MODELS)/minilm-ft-wanda50/effir.json: $(FT)/effir.json
 	$(BIN)/effir compress wanda -m $(FT) --ratio 0.5 --dataset $(DATA)/scifact --out $(MODELS)/minilm-ft-wanda50
@@ -94,7 +95,7 @@ BASELINES := $(MODELS)/minilm-ft-wanda50 $(MODELS)/minilm-ft-sparsegpt50 $(MODEL
              $(MODELS)/minilm-effir-drop2-int8 $(MODELS)/minilm-ft-nsvd80 $(MODELS)/minilm-ft-nsvd60 \
              $(MODELS)/minilm-ft-shadow-h75-m50 $(MODELS)/minilm-ft-shadow-h50-m25
 
-demo-baselines: demo $(addsuffix /effir.json,$(BASELINES))
+demo-baselines: install $(MODELS)/minilm-effir-drop2/effir.json $(addsuffix /effir.json,$(BASELINES))
 	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/baselines-scifact --work runs/systems \
 	  --reference minilm-ft --parent minilm-effir-drop2=minilm-ft --control \
 	  --systems minilm,$(FT),$(MODELS)/minilm-effir-drop2,$(subst $(eval) ,$(comma),$(BASELINES))

@@ -38,7 +38,7 @@ def train_options(f):
         click.option("--lr", default=None, type=float, help="learning rate (default 2e-5 full, 1e-4 LoRA, 0.05 slim gates)"),
         click.option("--temperature", default=0.05, show_default=True, type=click.FloatRange(0, min_open=True)),
         click.option("--loss", type=click.Choice(["infonce", "gte"]), default="infonce", show_default=True,
-                     help="gte: queries and passages in the batch are negatives of each other too (against collapse)"),
+                     help="gte: the batch's queries and passages are negatives of each other too (GTE's loss)"),
         click.option("--lora", is_flag=True, help="LoRA through peft (merged on save) instead of full fine-tuning"),
         click.option("--lora-r", default=32, show_default=True),
         click.option("--lora-alpha", default=64, show_default=True),

@@ -3,9 +3,8 @@
     L = −log  exp(s(q, p⁺)/τ) / Σ_{p ∈ batch positives ∪ hard negatives} exp(s(q, p)/τ)
 
 With `loss="gte"` the denominator also holds the in-batch query–query, query–positive and positive–passage scores
-(GTE's improved contrastive loss, Li et al. 2023): when every query looks alike (an LLM's last token after a long
-instruction), plain InfoNCE is lowered fastest by pulling every passage onto that one query vector; here such a
-collapse raises the loss instead.
+(GTE's improved contrastive loss, Li et al. 2023), so queries and passages are pushed apart from each other too.
+(Tried against SmolLM2's collapse, it changed nothing: see README.)
 
 s is the cosine of the pooled, normalised embeddings. LoRA through peft (merged afterwards) or full
 fine-tuning; optional distillation towards a teacher's embeddings; checkpoints every few steps and resumes.
@@ -167,7 +166,8 @@ def train(model, tokenizer, spec, examples, cfg: TrainConfig, work: str | Path, 
             torch.set_rng_state(ckpt["rng"])  # dropout masks continue as if never stopped
             step = ckpt["step"]
         else:
-            logger.warning("%s was made from another config, data or model: training starts afresh", ckpt_path)
+            logger.warning("%s was made from another config, data or model (or holds no random state): training "
+                           "starts afresh", ckpt_path)
     if log_path.exists():  # keep the log in step with the checkpoint: lines past it were never checkpointed
         kept = [line for line in log_path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
         log_path.write_text("".join(line + "\n" for line in kept))
