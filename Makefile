@@ -51,7 +51,7 @@ test: install
 	EFFIR_DATA=$(DATA) $(BIN)/python -m pytest -q tests
 
 test-unit: install
-	$(BIN)/python -m pytest -q -n 2 -m "not slow" tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow" tests
 
 bench-encode: install
 	$(BIN)/python bench/encode_vs_sentence_transformers.py --dataset $(DATA)/scifact

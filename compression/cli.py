@@ -77,7 +77,7 @@ def train_cmd(model, out, dataset, split, title_body, title_body_limit, passage_
     cfg = train_config(**kw, default_lr=1e-4 if kw["lora"] else 2e-5)
     if distill_from:
         cfg.distill_weight = distill_weight
-    work, examples = training_set(out, work, dataset, split, title_body, title_body_limit)
+    work, examples = training_set(out, work, dataset, split, title_body, title_body_limit, cfg.negatives > 0)
     new = finetune(model, out, examples, cfg, work, teacher=distill_from, passage_max_length=passage_max_length,
                    pooling=pooling)
     click.echo(f"-> {new.path}")
@@ -94,7 +94,7 @@ def slim_cmd(model, out, dataset, reduction, l0_weight, split, title_body, title
     from effir.compression.steps import slim
 
     cfg = train_config(**kw, default_lr=0.05)
-    work, examples = training_set(out, work, dataset, split, title_body, title_body_limit)
+    work, examples = training_set(out, work, dataset, split, title_body, title_body_limit, cfg.negatives > 0)
     new, widths = slim(model, out, examples, reduction, cfg, work, l0_weight=l0_weight,
                        passage_max_length=passage_max_length, pooling=pooling)
     click.echo(f"MLP widths {widths} -> {new.path}")

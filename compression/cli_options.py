@@ -85,14 +85,15 @@ def importance_scores(model, importance, dataset, out):
     return analyze(model, out, calibration_texts(dataset))
 
 
-def training_set(out, work, dataset, split, title_body, title_body_limit):
+def training_set(out, work, dataset, split, title_body, title_body_limit, hard_negatives=True):
     """(work folder, training examples) as `train` and `slim` both read them."""
     from pathlib import Path
 
     from effir.compression.steps import training_examples
 
     work = Path(work or f"{out}.work")
-    examples = training_examples(dataset, split if dataset else None, list(title_body), title_body_limit, work)
+    examples = training_examples(dataset, split if dataset else None, list(title_body), title_body_limit, work,
+                                  hard_negatives)
     click.echo(f"{len(examples)} training examples", err=True)
     return work, examples
 

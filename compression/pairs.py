@@ -58,8 +58,10 @@ def build_examples(items: list[tuple[str, str, set]], corpus: Corpus, work: Path
     from effir.search.bm25 import bm25_search, build_lucene_index
 
     texts = {d.docid: (d.text if title_body else d.contents) for d in corpus}
-    index = build_lucene_index(corpus, work / "bm25")
-    hits = bm25_search(index, {qid: q for qid, q, _ in items}, k=negatives_depth) if negatives_depth else {}
+    hits = {}
+    if negatives_depth:  # no Lucene index (nor JVM) when no negatives are asked for
+        index = build_lucene_index(corpus, work / "bm25")
+        hits = bm25_search(index, {qid: q for qid, q, _ in items}, k=negatives_depth)
     out = []
     for qid, query, positives in items:
         negs = [texts[d] for d, _ in hits.get(qid, []) if d not in positives]

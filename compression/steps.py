@@ -80,9 +80,11 @@ def drop(model: str, out: str | Path, scores: dict | None, n_mlp: int = 0, n_att
 
 
 def training_examples(dataset: str | None, split: str | None, title_body: list[str], title_body_limit: int,
-                      work: Path, negatives_depth: int = 30):
+                      work: Path, hard_negatives: bool = True):
+    """Training pairs; BM25 hard negatives are mined only when the trainer draws them (`negatives` > 0)."""
     from effir.compression import pairs
 
+    negatives_depth = 30 if hard_negatives else 0
     examples = []
     if dataset and split:
         ds = BeirDataset(dataset)
@@ -207,7 +209,8 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
     n_drop = int(round(drop_fraction * sum(s is not None for s in scores["mlp"])))
     chosen = plan_cut(model, scores, target_speedup, n_drop, reduction, dataset)
     write_json(out / "plan.json", chosen.to_json())
-    examples = training_examples(dataset, split, list(title_body), title_body_limit, out / "data")
+    examples = training_examples(dataset, split, list(title_body), title_body_limit, out / "data",
+                                 hard_negatives=cfg.negatives > 0)
     steps = {"drop": str(out / "1-drop")}
     if not (out / "1-drop" / "effir.json").exists():
         drop(model, out / "1-drop", scores, mlp_layers=chosen.dropped_mlp, device=device, pooling=pooling)

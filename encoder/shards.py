@@ -21,7 +21,7 @@ from effir.core.files import atomic_path, sha256_file, write_json
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
-ROW_GROUP = 4096  # rows per Parquet row group: exact re-ranking reads only the groups that hold its candidates
+ROW_GROUP = 4096  # rows per Parquet row group: index building and the re-rank copy stream a group at a time
 
 
 class ShardError(EffirError):

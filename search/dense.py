@@ -22,12 +22,9 @@ def search_vectors(index, vectors: np.ndarray, k: int, rerank=None) -> list[list
 
     depth = min(rerank[1] if rerank else k, index.index.ntotal)
     scores, ids = index.search(vectors, depth)
-    out = []
-    for q, (s, i) in enumerate(zip(scores, ids)):
-        if rerank:
-            s, i = exact_rerank(rerank[0], vectors[q], i, k)
-        out.append([(index.docids[j], float(x)) for x, j in zip(s, i) if j >= 0][:k])
-    return out
+    if rerank:
+        scores, ids = exact_rerank(rerank[0], vectors, ids, k)
+    return [[(index.docids[j], float(x)) for x, j in zip(s, i) if j >= 0][:k] for s, i in zip(scores, ids)]
 
 
 def dense_search(encoder, index, queries: dict[str, str], k: int = 1000, remove_query: bool = False, rerank=None):

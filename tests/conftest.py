@@ -11,6 +11,9 @@ import pytest
 
 SHARED = Path(os.environ.get("EFFIR_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "beir"))
 
+# Starting Lucene's JVM costs ~10 s in each pytest-xdist worker; `--dist loadgroup` runs every test that needs it on one.
+LUCENE = pytest.mark.xdist_group("lucene")
+
 WORDS = ("protein cell gene virus cancer therapy brain neuron patient trial dose risk model data signal "
          "memory learning tissue blood heart lung immune response receptor binding structure").split()
 

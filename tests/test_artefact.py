@@ -14,6 +14,9 @@ from effir.compression.artefact import MANIFEST, ArtefactError, rebuild, verify
 from effir.core.models import resolve
 from effir.encoder.model import Encoder
 
+# the module fixture trains the whole recipe: one pytest-xdist worker (`--dist loadgroup`) builds it, once
+pytestmark = pytest.mark.xdist_group("artefact")
+
 TEXTS = ["protein binding in the cell", "the immune response to a virus", "heart and lung tissue"]
 
 
@@ -34,7 +37,9 @@ def trained(tmp_path_factory, tiny_llama):
                                               "".join(f"q{i}\td{i}\t1\n" for i in range(16)))
     out = tmp_path_factory.mktemp("recipe")
     steps = effir_recipe(str(tiny_llama), str(root), out, drop_fraction=0.5, reduction=0.3,
-                         cfg=TrainConfig(batch_size=4, max_steps=3, lr=1e-2, lora=True, lora_r=4), calibration=8)
+                         cfg=TrainConfig(batch_size=4, max_steps=3, lr=1e-2, lora=True, lora_r=4, negatives=0),
+                         calibration=8)
+    assert not list(out.rglob("bm25")), "no hard negatives drawn, so no Lucene index is built"
     return steps["final"], root
 
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from effir.cli import main
 from effir.eval.report import SCHEMA_KEYS
-from tests.conftest import write_corpus
+from tests.conftest import LUCENE, write_corpus
 
 
 @pytest.fixture
@@ -26,6 +26,7 @@ def dataset200(tmp_path):
     return root
 
 
+@LUCENE
 def test_bench_report(tmp_path, dataset200, tiny_bert):
     from effir.compression.pairs import Example
     from effir.compression.steps import drop, finetune
@@ -95,6 +96,7 @@ def test_bench_refuses_two_systems_with_one_name(tmp_path, dataset200, tiny_bert
     assert r.exit_code == 2 and "two systems named" in r.output
 
 
+@LUCENE
 def test_hybrid_row_is_the_rrf_of_its_halves(tmp_path, dataset200, tiny_bert):
     from effir.core.trec import read_trec_run
     from effir.eval.metrics import evaluate
@@ -117,6 +119,7 @@ def test_hybrid_row_is_the_rrf_of_its_halves(tmp_path, dataset200, tiny_bert):
                                                     + dense["query_encode_p50_ms"], abs=1e-3)
 
 
+@LUCENE
 def test_bench_over_several_collections(tmp_path, dataset200, tiny_bert):
     import shutil
 

@@ -16,6 +16,7 @@ from effir.compression.slim import ChannelGates
 from effir.core.models import resolve
 from effir.encoder import architecture
 from effir.encoder.model import Encoder, load_model
+from tests.conftest import LUCENE
 
 TEXTS = ["protein binding in cells", "a trial of therapy dose and risk " * 3, "brain signal", "memory"]
 
@@ -217,6 +218,7 @@ def test_lora_training_merges(tmp_path, tiny_llama):
     assert not any("lora" in n for n, _ in model.named_parameters())
 
 
+@LUCENE
 def test_effir_recipe_end_to_end(tmp_path, tiny_llama, tiny_dataset):
     """analyze → plan → drop → slim → train on a tiny model; every folder loads in the encoder."""
     from effir.compression.slim import CHANNELS_FILE, load_channels

@@ -45,6 +45,14 @@ def test_index_training_too_small_is_a_clear_error(tmp_path, encoded):
     assert r.exit_code != 0 and "IVF4,PQ8: training on 60 vectors failed" in r.output
 
 
+@pytest.mark.parametrize("factory", ["PQ8", "IVF4,PQ8", "OPQ8,IVF4,PQ8", "HNSW8,PQ8"])
+def test_pq_codes_skip_polysemous_training(factory):
+    from effir.index.build import _factory, index_parts
+
+    pq = [p for p in index_parts(_factory(64, factory)) if hasattr(p, "do_polysemous_training")]
+    assert len(pq) == 1 and not pq[0].do_polysemous_training  # FAISS's factory turns it on: ~25x the PQ training
+
+
 def test_flat_search_finds_each_document_itself(tmp_path, encoded, tiny_bert, tiny_dataset):
     CliRunner().invoke(main, ["index", "--shards", str(encoded), "--out", str(tmp_path / "idx")])
     queries = tmp_path / "q.jsonl"

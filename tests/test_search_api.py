@@ -7,34 +7,30 @@ import doctest
 import json
 import shutil
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from effir.cli import main
 from effir.core.trec import read_trec_run
+from tests.conftest import LUCENE
 
 
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory, tiny_bert):
-    """A 60-document corpus encoded by the tiny BERT (3 shards, 3 row groups each) and indexed Flat and IVF-PQ."""
-    from effir.encoder import shards as shards_module
+    """A 60-document corpus encoded by the tiny BERT (3 shards) and indexed Flat and IVF-PQ."""
     from tests.conftest import write_corpus
 
     root = tmp_path_factory.mktemp("searchapi")
     write_corpus(root / "corpus.jsonl", 60, seed=4)
     (root / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": t}) + "\n" for i, t in
                                                 enumerate(["protein binding", "brain neuron", "heart lung"])))
-    old, shards_module.ROW_GROUP = shards_module.ROW_GROUP, 8
-    try:
-        for args in (["encode", "-m", str(tiny_bert), "--corpus", str(root / "corpus.jsonl"), "--out",
-                      str(root / "shards"), "--shard-size", "20"],
-                     ["index", "--shards", str(root / "shards"), "--out", str(root / "flat")],
-                     ["index", "--shards", str(root / "shards"), "--out", str(root / "ivfpq"), "--factory",
-                      "IVF2,PQ4x4"]):
-            r = CliRunner().invoke(main, args)
-            assert r.exit_code == 0, r.output
-    finally:
-        shards_module.ROW_GROUP = old
+    for args in (["encode", "-m", str(tiny_bert), "--corpus", str(root / "corpus.jsonl"), "--out",
+                  str(root / "shards"), "--shard-size", "20"],
+                 ["index", "--shards", str(root / "shards"), "--out", str(root / "flat")],
+                 ["index", "--shards", str(root / "shards"), "--out", str(root / "ivfpq"), "--factory", "IVF2,PQ4x4"]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 0, r.output
     return root
 
 
@@ -67,6 +63,31 @@ def test_rerank_refuses_changed_or_missing_shards_and_bad_k(tmp_path, indexed, t
     r = _search(indexed, tiny_bert, "ivfpq", tmp_path / "x.trec", "--k", "10", "--rerank", "20", "--shards",
                 str(tmp_path / "gone"))
     assert r.exit_code == 2 and "gone" in r.output and not (tmp_path / "x.trec").exists()
+
+
+def test_raw_copy_holds_the_shards_rows_and_is_remade_when_stale(tmp_path, indexed):
+    from effir.encoder.shards import load_all
+    from effir.search.rerank import RAW, RAW_META, ShardVectors, exact_rerank
+
+    folder = tmp_path / "shards"
+    shutil.copytree(indexed / "shards", folder)
+    _ids, x = load_all(folder)
+    rows = np.array([59, 0, 20, 19, 40, 0])  # across shards, out of order, repeated
+    np.testing.assert_array_equal(ShardVectors(folder).rows(rows), x[rows])
+    made = (folder / RAW).stat().st_mtime_ns
+    ShardVectors(folder)
+    assert (folder / RAW).stat().st_mtime_ns == made  # reused while the shards are unchanged
+    meta = json.loads((folder / RAW_META).read_text())
+    (folder / RAW_META).write_text(json.dumps({**meta, "shards": meta["shards"][::-1]}))
+    (folder / RAW).write_bytes(b"\0" * (folder / RAW).stat().st_size)  # a stale copy must not be read
+    np.testing.assert_array_equal(ShardVectors(folder).rows(rows), x[rows])
+    # a batch: each query keeps its best k by exact score; ids the index left empty (-1) stay last
+    q = x[[3, 41]]
+    scores, ids = exact_rerank(ShardVectors(folder), q, np.array([[7, 3, -1, 50], [41, -1, 2, 9]]), 3)
+    by_score = [sorted(c, key=lambda j, i=i: -x[j] @ x[i]) for i, c in ((3, [7, 50]), (41, [2, 9]))]
+    assert ids.tolist() == [[3, *by_score[0]], [41, *by_score[1]]]
+    np.testing.assert_allclose(scores, np.take_along_axis(q @ x.T, ids, axis=1), rtol=1e-6)
+    assert exact_rerank(ShardVectors(folder), q[:1], np.array([[5, -1, -1]]), 3)[1].tolist() == [[5, -1, -1]]
 
 
 def _write_run(path, rows):
@@ -108,6 +129,7 @@ def test_search_query_prints_titles(indexed, tiny_bert):
     assert all(line.split(None, 3)[3] == titles[line.split()[2]] for line in lines)
 
 
+@LUCENE
 def test_docstring_examples_run(tmp_path, indexed):
     from effir.search import fusion, searcher
 
