@@ -103,14 +103,14 @@ demo-baselines: install $(MODELS)/minilm-effir-drop2/effir.json $(addsuffix /eff
 # ---- The LLM retriever: SmolLM2-135M trained here, EffiR-compressed, kept as small artefacts under models/ ----
 # Every system gets the same data, steps and settings: one epoch (101 steps of 16 queries) of SciFact's train
 # qrels plus 700 label-free title → body pairs, each with a BM25 hard negative; LoRA r 16 on every projection,
-# lr 3e-5, τ 0.05: the one setting tried whose score spread held (18 steps; no clear learning yet). At lr 1e-4
-# the spread fell to 0.03 by step 12 with InfoNCE and with GTE's loss alike, and at 2e-4 (τ 0.02) every score
-# sat at 0.97 by step 50: see README. The recipe is not settled; no SmolLM2 system is trained yet.
+# lr 3e-4, τ 0.05, mean pooling. Mean rather than the paper's last-token pooling: on fresh batches of SciFact train
+# pairs (runs/diag in the README) last-token pooling first collapses every score together for ~30 steps before it
+# learns, mean pooling learns from the first step, and this CPU affords ~100 steps.
 LLM       := runs/llm
 LLM_BASE  := smollm2-135m
 LLM_TRAIN := --dataset $(DATA)/scifact --split train --title-body $(DATA)/scifact --title-body-limit 700 \
              --lora --lora-r 16 --lora-alpha 32 --batch-size 16 --negatives 1 --passage-max-length 128 \
-             --lr 3e-5 --temperature 0.05 --epochs 1
+             --lr 3e-4 --temperature 0.05 --epochs 1 --pooling mean
 LLM_IMPORTANCE := $(LLM)/importance/importance.json
 LLM_EFFIR := $(BIN)/effir compress effir -m $(LLM_BASE) --importance $(LLM_IMPORTANCE) $(LLM_TRAIN) --slim-steps 40
 LLM_SYSTEMS := smollm2-ft smollm2-effir-d15 smollm2-effir smollm2-effir-2x
@@ -128,7 +128,7 @@ $(LLM_IMPORTANCE): | install
 	$(BIN)/effir compress analyze -m $(LLM_BASE) --dataset $(DATA)/scifact --out $(LLM)/importance
 
 # make train-llm SYSTEM=<name>: the training that made models/<name>/ (resumes from its checkpoints), then export
-train-llm: install $(LLM_IMPORTANCE)
+train-llm: install $(if $(filter smollm2-effir%,$(SYSTEM)),$(LLM_IMPORTANCE))
 	@test -n "$(TRAIN_$(SYSTEM))" || { echo "SYSTEM must be one of: $(LLM_SYSTEMS)"; exit 2; }
 	$(TRAIN_$(SYSTEM))
 	$(BIN)/effir compress export $(TRAINED_$(SYSTEM)) --base $(LLM_BASE) --dataset $(DATA)/scifact \

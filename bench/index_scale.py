@@ -51,11 +51,12 @@ def synthetic_shards(out: Path, n: int, dim: int, shard: int, seed: int = 0) -> 
                                 "shard_size": shard, "shards": shards, "complete": True})
 
 
-def _rss_bytes() -> int:
-    import os
-
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def _rss_bytes() -> dict:
+    """Resident memory split as the kernel counts it: the process's own (anonymous: the index, numpy buffers) and
+    file pages it has mapped in (the memory-mapped raw copy, shared with the page cache and dropped under pressure)."""
+    with open("/proc/self/status") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    return {key: int(fields[key].split()[0]) * 1024 for key in ("RssAnon", "RssFile")}
 
 
 def main():
@@ -102,9 +103,13 @@ def main():
     from effir.search.rerank import ShardVectors, exact_rerank
 
     vectors = ShardVectors(shards)  # the first open writes the raw copy it memory-maps (not timed)
+    rss_before = _rss_bytes()
     rows = []
+    loaded_bytes = None
     for nprobe in [int(v) for v in args.nprobe.split(",")]:
         idx = LoadedIndex(out / "index", nprobe=nprobe)
+        if loaded_bytes is None:  # what the loaded index (codes, lists, docids) holds in the process's own memory
+            loaded_bytes = _rss_bytes()["RssAnon"] - rss_before["RssAnon"]
         for k in [int(v) for v in args.rerank.split(",")]:
             seconds = []
             for _ in range(1 + args.repeats):  # the first pass warms caches and is not counted
@@ -120,13 +125,18 @@ def main():
               "build_wall_seconds": wall, "bytes_per_vector": meta["bytes_per_vector"],
               "index_bytes": meta["bytes_on_disk"], "raw_float32_bytes": raw_bytes,
               "build_peak_rss_bytes": meta["peak_memory_bytes"], "exact_qps": round(exact_qps, 1), "search": rows}
-    report["search_rss_bytes"] = _rss_bytes()  # the loaded index plus the raw copy's pages the OS mapped in
+    rss = _rss_bytes()  # growth over the sweep: the index, search buffers, allocator slack; file pages: the raw copy
+    report["loaded_index_bytes"] = loaded_bytes
+    report["search_rss_anon_bytes"] = rss["RssAnon"] - rss_before["RssAnon"]
+    report["search_rss_file_bytes"] = rss["RssFile"] - rss_before["RssFile"]
     report["threads"] = faiss.omp_get_max_threads()
     (out / "scale.json").write_text(json.dumps(report, indent=2))
     print(f"{args.n:,} x {args.dim} {args.factory}: build {meta['build_seconds']:.0f}s, "
           f"{meta['bytes_per_vector']} B/vector ({meta['bytes_on_disk'] / 1e6:.0f} MB vs {raw_bytes / 1e9:.2f} GB raw), "
           f"peak RSS while building {meta['peak_memory_bytes'] / 1e9:.2f} GB; exact search {exact_qps:.0f} QPS")
-    print(f"search process RSS {report['search_rss_bytes'] / 1e9:.2f} GB after the sweep, "
+    print(f"loaded index {loaded_bytes / args.n:.0f} B/vector in memory; the search process grew "
+          f"{report['search_rss_anon_bytes'] / args.n:.0f} B/vector over the sweep (+ buffers, allocator slack), "
+          f"mapped file pages {report['search_rss_file_bytes'] / 1e9:.2f} GB (re-ranked rows; page cache), "
           f"{report['threads']} threads; QPS: {args.queries} queries batched, median of {args.repeats} passes")
     for r in rows:
         print(f"  nprobe {r['nprobe']:>3}, rerank {r['rerank']:>3}: {r['qps']:>8.0f} QPS, "

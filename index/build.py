@@ -150,6 +150,29 @@ def build_index(shards: str | Path, out: str | Path, factory: str = "Flat", trai
     return meta
 
 
+class DocIds:
+    """Row i of the index → its docid, held as the file's UTF-8 bytes and one offset per row (a few bytes per row,
+    where a Python list would hold a ~60-byte string object per row: more than an IVF-PQ code at a million rows)."""
+
+    def __init__(self, path: Path, count: int):
+        self.blob = path.read_bytes()
+        newlines = np.flatnonzero(np.frombuffer(self.blob, dtype=np.uint8) == ord("\n"))
+        if not self.blob.endswith(b"\n"):
+            newlines = np.append(newlines, len(self.blob))
+        if len(newlines) < count:
+            raise IndexBuildError(f"{path}: {len(newlines)} docids for an index of {count} vectors; rebuild the index")
+        starts = np.concatenate([[0], newlines[:count] + 1])  # row i is blob[starts[i] : starts[i + 1] - 1]
+        self.starts = starts.astype(np.uint32 if starts[-1] < 2**32 else np.int64)
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def __getitem__(self, row: int) -> str:
+        if not 0 <= row < len(self):
+            raise IndexError(row)
+        return self.blob[int(self.starts[row]):int(self.starts[row + 1]) - 1].decode("utf-8")
+
+
 class LoadedIndex:
     def __init__(self, folder: str | Path, nprobe: int | None = None, ef_search: int | None = None,
                  mmap: bool = False):
@@ -163,7 +186,7 @@ class LoadedIndex:
         self.meta = json.loads((folder / META_FILE).read_text())
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
         self.index = faiss.read_index(str(folder / INDEX_FILE), flags)
-        self.docids = (folder / DOCIDS_FILE).read_text(encoding="utf-8").split("\n")[: self.index.ntotal]
+        self.docids = DocIds(folder / DOCIDS_FILE, self.index.ntotal)
         params = []
         if nprobe:
             params.append(f"nprobe={nprobe}")

@@ -90,11 +90,22 @@ class ShardVectors:
         return out
 
 
+RERANK_BUFFER_BYTES = 64 << 20  # gathered candidate vectors held at once; bounds memory whatever the batch
+
+
 def exact_rerank(vectors: ShardVectors, queries: np.ndarray, candidates: np.ndarray,
                  k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(scores [Q, k], ids [Q, k]) of the best k of each query's candidates [Q, K] by exact inner product, every
-    candidate row read once for the whole batch; rows the index left empty (id -1) come last with id -1."""
+    """(scores [Q, k], ids [Q, k]) of the best k of each query's candidates [Q, K] by exact inner product; queries
+    are taken in chunks whose gathered vectors fit RERANK_BUFFER_BYTES; rows the index left empty (id -1) come last
+    with id -1."""
     queries = np.asarray(queries, dtype=np.float32).reshape(len(candidates), -1)
+    chunk = max(1, RERANK_BUFFER_BYTES // max(1, candidates.shape[1] * vectors.dim * 4))
+    parts = [_rerank_chunk(vectors, queries[i:i + chunk], candidates[i:i + chunk], k)
+             for i in range(0, len(candidates), chunk)]
+    return np.concatenate([s for s, _ in parts]), np.concatenate([i for _, i in parts])
+
+
+def _rerank_chunk(vectors: ShardVectors, queries: np.ndarray, candidates: np.ndarray, k: int):
     valid = candidates >= 0
     stored = vectors.rows(np.where(valid, candidates, 0).reshape(-1)).reshape(*candidates.shape, -1)
     scores = np.einsum("qkd,qd->qk", stored, queries)

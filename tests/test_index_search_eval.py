@@ -137,3 +137,19 @@ def test_significance():
     assert paired_randomization(a + 0.2, a) < 0.01
     pq = {f"q{i}": {"ndcg@10": float(v)} for i, v in enumerate(a)}
     assert compare(pq, pq)["p_randomization"] == 1.0
+
+
+def test_docids_are_read_back_row_by_row(tmp_path):
+    from effir.index.build import DocIds, IndexBuildError
+
+    ids = ["d0", "ünïcode-1", "", "x" * 300, "last"]
+    path = tmp_path / "docids.txt"
+    for text in ("\n".join(ids) + "\n", "\n".join(ids)):  # as written, and without the final newline
+        path.write_text(text, encoding="utf-8")
+        docids = DocIds(path, len(ids))
+        assert [docids[i] for i in range(len(docids))] == ids
+    assert len(DocIds(path, 3)) == 3  # an index may hold fewer rows than the file lists
+    with pytest.raises(IndexError):
+        DocIds(path, 3)[3]
+    with pytest.raises(IndexBuildError, match="5 docids for an index of 6 vectors"):
+        DocIds(path, 6)

@@ -90,6 +90,19 @@ def test_raw_copy_holds_the_shards_rows_and_is_remade_when_stale(tmp_path, index
     assert exact_rerank(ShardVectors(folder), q[:1], np.array([[5, -1, -1]]), 3)[1].tolist() == [[5, -1, -1]]
 
 
+def test_rerank_in_chunks_equals_one_pass(indexed, monkeypatch):
+    from effir.encoder.shards import load_all
+    from effir.search import rerank
+
+    _ids, x = load_all(indexed / "shards")
+    candidates = np.random.default_rng(0).integers(-1, len(x), size=(7, 5))
+    whole = rerank.exact_rerank(rerank.ShardVectors(indexed / "shards"), x[:7], candidates, 3)
+    monkeypatch.setattr(rerank, "RERANK_BUFFER_BYTES", 2 * 5 * x.shape[1] * 4)  # two queries a chunk: 4 chunks
+    chunked = rerank.exact_rerank(rerank.ShardVectors(indexed / "shards"), x[:7], candidates, 3)
+    np.testing.assert_array_equal(chunked[1], whole[1])
+    np.testing.assert_array_equal(chunked[0], whole[0])
+
+
 def _write_run(path, rows):
     path.write_text("".join(f"{q} Q0 {d} {i + 1} {s} t\n" for q, hits in rows.items() for i, (d, s) in enumerate(hits)))
     return path
