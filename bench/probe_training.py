@@ -1,6 +1,6 @@
 """Does a pooling / learning-rate setting learn at all? A cheap look before an hour-long training run.
 
-Trains LoRA (r 16, α 32, every projection; InfoNCE with in-batch negatives, the project's `info_nce`) on SciFact
+Trains LoRA (r 16, α 32, every projection; or every weight with --full; InfoNCE with in-batch negatives, the project's `info_nce`) on SciFact
 *train* pairs (no test data) at a constant learning rate and prints, per step, the in-batch top-1 of the batch
 *before* the update (chance 1/batch) and the spread of its scores. With `--pool 0` the same `--batch` pairs come
 every step (can it memorise?); with `--pool N` each step draws a fresh batch from N pairs, so top-1 measures what
@@ -29,6 +29,7 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--temperature", type=float, default=0.05)
     ap.add_argument("--pooling", default=None, help="override the model's pooling (last, mean)")
+    ap.add_argument("--full", action="store_true", help="train every weight instead of LoRA")
     ap.add_argument("--passage-max-length", type=int, default=48)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=2)
@@ -51,14 +52,16 @@ def main():
     spec = resolve(args.model, pooling=args.pooling)
     spec = replace(spec, passage_max_length=args.passage_max_length)
     net, tok = load_model(spec, device="cpu", dtype="float32")
-    net = wrap_lora(net, TrainConfig(lora=True, lora_r=16, lora_alpha=32))
+    if not args.full:
+        net = wrap_lora(net, TrainConfig(lora=True, lora_r=16, lora_alpha=32))
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
     q_ids = tokenize(tok, spec, [queries[q] for q in chosen], "query")
     p_ids = tokenize(tok, spec, [corpus[min(qrels[q])] for q in chosen], "passage")
     rng = random.Random(0)
     net.train()
-    print(f"{args.model}, pooling {spec.pooling}, lr {args.lr}, τ {args.temperature}, batch {args.batch} "
+    print(f"{args.model}, {'full fine-tuning' if args.full else 'LoRA'}, pooling {spec.pooling}, lr {args.lr}, "
+          f"τ {args.temperature}, batch {args.batch} "
           f"({'fresh from ' + str(args.pool) + ' pairs' if args.pool else 'the same pairs'} each step); "
           f"chance top-1 {1 / args.batch:.3f}")
     top1 = []

@@ -63,8 +63,9 @@ def figures(times: dict, reference: str | None, n_docs: int) -> dict[str, dict]:
     out = {}
     for name, t in times.items():
         row = {f"{task}_encode_s": round(statistics.median(t[task]), 4) for task in TASKS}
-        row["docs_per_s"] = round(n_docs / row["doc_encode_s"], 2)
-        row["rounds_s"] = {task: [round(x, 4) for x in t[task]] for task in TASKS}
+        row["docs_per_s"] = round(n_docs / statistics.median(t["doc"]), 2)
+        # significant digits, not decimals: a tiny model's round takes ~1 ms, and 4 decimals would lose its ratio
+        row["rounds_s"] = {task: [float(f"{x:.6g}") for x in t[task]] for task in TASKS}
         if reference in times:
             for task in TASKS:
                 s = speedup(times[reference][task], t[task])
