@@ -98,6 +98,8 @@ def exact_rerank(vectors: ShardVectors, queries: np.ndarray, candidates: np.ndar
     """(scores [Q, k], ids [Q, k]) of the best k of each query's candidates [Q, K] by exact inner product; queries
     are taken in chunks whose gathered vectors fit RERANK_BUFFER_BYTES; rows the index left empty (id -1) come last
     with id -1."""
+    if not len(candidates):
+        return np.zeros((0, k), dtype=np.float32), np.zeros((0, k), dtype=np.int64)
     queries = np.asarray(queries, dtype=np.float32).reshape(len(candidates), -1)
     chunk = max(1, RERANK_BUFFER_BYTES // max(1, candidates.shape[1] * vectors.dim * 4))
     parts = [_rerank_chunk(vectors, queries[i:i + chunk], candidates[i:i + chunk], k)

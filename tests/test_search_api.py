@@ -101,6 +101,8 @@ def test_rerank_in_chunks_equals_one_pass(indexed, monkeypatch):
     chunked = rerank.exact_rerank(rerank.ShardVectors(indexed / "shards"), x[:7], candidates, 3)
     np.testing.assert_array_equal(chunked[1], whole[1])
     np.testing.assert_array_equal(chunked[0], whole[0])
+    none = rerank.exact_rerank(rerank.ShardVectors(indexed / "shards"), x[:0], candidates[:0], 3)
+    assert none[0].shape == none[1].shape == (0, 3)
 
 
 def _write_run(path, rows):
