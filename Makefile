@@ -103,9 +103,9 @@ demo-baselines: install $(MODELS)/minilm-effir-drop2/effir.json $(addsuffix /eff
 # ---- The LLM retriever: SmolLM2-135M trained here, EffiR-compressed, kept as small artefacts under models/ ----
 # Every system gets the same data, steps and settings: one epoch (101 steps of 16 queries) of SciFact's train
 # qrels plus 700 label-free title → body pairs, each with a BM25 hard negative; LoRA r 16 on every projection,
-# lr 3e-4, τ 0.05, mean pooling. Mean rather than the paper's last-token pooling: on fresh batches of SciFact train
-# pairs (runs/diag in the README) last-token pooling first collapses every score together for ~30 steps before it
-# learns, mean pooling learns from the first step, and this CPU affords ~100 steps. smollm2-effir-d15 (cosine
+# lr 3e-4, τ 0.05, mean pooling. Mean rather than the paper's last-token pooling: on fresh batches of SciFact
+# train pairs (bench/probe_training.py; README) last-token pooling first collapses every score together for ~30
+# steps before it learns, mean pooling learns from the first step, and this CPU affords ~100 steps. smollm2-effir-d15 (cosine
 # importance) collapsed under this recipe: the cut leaves the language model at perplexity ~566,000 (README).
 LLM       := runs/llm
 LLM_BASE  := smollm2-135m

@@ -12,6 +12,7 @@ unimportant can still hold the model up: this shows which, and how far a cut is 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 from pathlib import Path
@@ -46,9 +47,7 @@ def main():
     batches = [tokenizer(t, return_tensors="pt", truncation=True, max_length=args.max_length) for t in texts]
 
     def perplexity(dropped: list[int]) -> float:
-        import copy
-
-        lm = copy.deepcopy(full)
+        lm = copy.deepcopy(full)  # dropping removes sublayers in place
         architecture.apply_structure(lm.model, dropped_mlp=dropped)
         total = tokens = 0
         with torch.no_grad():
