@@ -146,8 +146,10 @@ $(LLM)/rebuilt/%/effir.json: models/%/manifest.json | install
 
 # the EffiR systems are compared with smollm2-ft, the full model with the same training (once it is built)
 LLM_REF := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft,smollm2-zs)
+# MiniLM's compressed rows (from `make demo-baselines`, else `make demo`) join the plot, when they exist
+MINILM_REPORT := $(firstword $(wildcard runs/baselines-scifact/report.json runs/demo-scifact/report.json))
 demo-llm: install $(foreach s,$(LLM_BUILT),$(LLM)/rebuilt/$(s)/effir.json)
 	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/demo-llm --work $(LLM)/systems --reference $(LLM_REF) \
-	  --control --timing-docs 64 --timing-queries 64 --rounds 5 \
-	  --systems bm25,smollm2-zs=$(LLM_BASE)$(foreach s,$(LLM_BUILT),$(comma)$(s)=$(LLM)/rebuilt/$(s)) \
+	  --control --timing-docs 64 --timing-queries 64 --rounds 5 $(addprefix --beside ,$(MINILM_REPORT)) \
+	  --systems bm25,smollm2-zs=$(LLM_BASE)$(subst $(eval) ,,$(foreach s,$(LLM_BUILT),$(comma)$(s)=$(LLM)/rebuilt/$(s))) \
 	  $(foreach s,$(filter-out smollm2-ft,$(LLM_BUILT)),--parent $(s)=$(LLM_REF))

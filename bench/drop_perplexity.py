@@ -1,9 +1,10 @@
 """What dropping MLP sublayers does to the language model itself, before any retrieval training.
 
 Loads the model with its language-model head, removes MLP sublayers exactly as `effir compress drop` does
-(`architecture.apply_structure`), and prints the perplexity on 24 SciFact corpus texts (128 tokens each) for: the
+(`architecture.mlps_dropped`), and prints the perplexity on 24 SciFact corpus texts (128 tokens each) for: the
 full model, every single MLP dropped alone (drop-one), the cuts `effir compress analyze`'s cosine importance chooses
-(the d-least-important), and the cuts the drop-one perplexities choose. A sublayer the cosine score calls
+(the d-least-important), the cuts the drop-one perplexities choose, and, when the importance file has it
+(`analyze --drift-steps`), the cuts of the greedy output-drift order. A sublayer the cosine score calls
 unimportant can still hold the model up: this shows which, and how far a cut is from what training must repair.
 
     .venv/bin/python bench/drop_perplexity.py --importance runs/llm/importance/importance.json
@@ -12,7 +13,6 @@ unimportant can still hold the model up: this shows which, and how far a cut is 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 from pathlib import Path
@@ -33,7 +33,7 @@ def main():
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from effir.compression.importance import least_important
+    from effir.compression.importance import least_important, mlp_to_drop
     from effir.core.data import BeirDataset, sample_texts
     from effir.core.device import configure_threads
     from effir.core.models import resolve
@@ -47,17 +47,16 @@ def main():
     batches = [tokenizer(t, return_tensors="pt", truncation=True, max_length=args.max_length) for t in texts]
 
     def perplexity(dropped: list[int]) -> float:
-        lm = copy.deepcopy(full)  # dropping removes sublayers in place
-        architecture.apply_structure(lm.model, dropped_mlp=dropped)
         total = tokens = 0
-        with torch.no_grad():
+        with torch.no_grad(), architecture.mlps_dropped(full.model, dropped):
             for ids in batches:
                 n = ids["input_ids"].shape[1] - 1  # predicted tokens
-                total += lm(**ids, labels=ids["input_ids"]).loss.item() * n
+                total += full(**ids, labels=ids["input_ids"]).loss.item() * n
                 tokens += n
         return round(math.exp(total / tokens), 1)
 
-    cosine = json.loads(Path(args.importance).read_text())["mlp"]
+    scores = json.loads(Path(args.importance).read_text())
+    cosine = scores["mlp"]
     layers = len(cosine)
     result = {"model": args.model, "full": perplexity([])}
     print(f"{args.model}: perplexity on {args.texts} SciFact texts ({args.max_length} tokens): full {result['full']}")
@@ -66,8 +65,11 @@ def main():
     by_drop_one = sorted(range(layers), key=lambda i: result["drop_one"][i])
     result["cuts"] = []
     for n in (int(c) for c in args.cuts.split(",")):
-        for ranking, chosen in (("cosine importance", sorted(least_important(cosine, n))),
-                                ("drop-one perplexity", sorted(by_drop_one[:n]))):
+        rankings = [("cosine importance", sorted(least_important(cosine, n))),
+                    ("drop-one perplexity", sorted(by_drop_one[:n]))]
+        if "mlp_drift" in scores:
+            rankings.append(("greedy output drift", mlp_to_drop(scores, n)))
+        for ranking, chosen in rankings:
             p = perplexity(chosen)
             result["cuts"].append({"dropped": n, "ranking": ranking, "layers": chosen, "perplexity": p})
             print(f"drop {n:2d} by {ranking:<20} {chosen}: perplexity {p}")

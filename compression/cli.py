@@ -29,14 +29,25 @@ __all__ = ["compress", "probe_documents"]
 @model_command(compress, "analyze")
 @calibration_options
 @click.option("--max-length", default=256, show_default=True)
-def analyze_cmd(model, out, dataset, texts, calibration, max_length):
+@click.option("--drift-steps", type=click.IntRange(min=0), default=None,
+              help="also measure the greedy drop order of this many MLP sublayers by output drift (0: drop-one); "
+                   "drops and plans then follow it")
+@click.option("--drift-texts", default=16, show_default=True, type=click.IntRange(min=1),
+              help="calibration texts the drift is measured on")
+@click.option("--drift-max-length", default=128, show_default=True, type=click.IntRange(min=2))
+def analyze_cmd(model, out, dataset, texts, calibration, max_length, drift_steps, drift_texts, drift_max_length):
     """Importance of every attention and MLP sublayer: OUT/importance.json and OUT/importance.png."""
     from effir.compression.steps import analyze, calibration_texts
 
-    scores = analyze(model, out, calibration_texts(dataset, texts, calibration), max_length=max_length)
+    scores = analyze(model, out, calibration_texts(dataset, texts, calibration), max_length=max_length,
+                     drift_steps=drift_steps, drift_texts=drift_texts, drift_max_length=drift_max_length)
     click.echo(f"{'layer':>5} {'attention':>10} {'MLP':>10}")
     for i, (a, m) in enumerate(zip(scores["attn"], scores["mlp"])):
         click.echo(f"{i:>5} {a if a is not None else '-':>10} {m if m is not None else '-':>10}")
+    if drift_steps is not None:
+        greedy = scores["mlp_drift"]
+        click.echo("greedy drop order by output drift: " + ", ".join(
+            f"MLP {layer} ({d:.4f})" for layer, d in zip(greedy["order"], greedy["drift"])))
     click.echo(f"-> {out}/importance.json, {out}/importance.png")
 
 

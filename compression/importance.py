@@ -7,6 +7,14 @@ Scores are averaged over every real (non-padding) token of a calibration set, se
 The same pass scores each MLP's intermediate channels by their activation-weighted norm, a_c = ‖u_c‖·‖W_down[:, c]‖
 (u the input of the output projection over the calibration tokens): how much channel c writes into the stream.
 Compression to a budget (`plan.py`) shares a sublayer's S among its channels in proportion to a_c.
+
+S_l is local: it scores each sublayer in the full model, alone. What a cut does to the output is measured by the
+output drift of a set S of removed MLP sublayers,
+
+    D(S) = mean over real tokens of 1 − cos(h(x), h_S(x)),   h the last hidden states (what pooling reads),
+
+and a greedy order S_{k+1} = S_k ∪ {argmin_l D(S_k ∪ {l})} (`greedy_mlp_drift`). Where it was measured, drops follow
+that order and a sublayer's cost is its marginal drift D(S_k) − D(S_{k−1}) (`mlp_ranking`, `mlp_costs`).
 """
 
 from __future__ import annotations
@@ -118,6 +126,87 @@ def _channel_scores(layer, sq: torch.Tensor | None) -> list[float] | None:
     _, out_proj = architecture.mlp_linears(layer)
     a = sq.sqrt() * out_proj.weight.detach().double().cpu().norm(dim=0)
     return [float(f"{x:.4g}") for x in a.tolist()]
+
+
+def _last_hidden(model, batches) -> list[torch.Tensor]:
+    return [model(input_ids=ids, attention_mask=mask).last_hidden_state.float() for ids, mask in batches]
+
+
+@torch.no_grad()
+def greedy_mlp_drift(model, tokenizer, texts: list[str], steps: int, max_length: int = 128, batch_size: int = 8,
+                     spec: ModelSpec | None = None, device="cpu", progress=None) -> dict:
+    """The greedy drop order of `steps` MLP sublayers by output drift D(S) (module docstring).
+
+    {"order": [l_1, ...], "drift": [D(S_1), ...], "next": {l: D(S ∪ {l}) for every MLP still left after the
+    last step}, "texts", "tokens"}. Costs one forward pass per candidate per step: sum_{k<steps} (L − k) passes."""
+    spec = spec or ModelSpec(name="", path="")
+    present = [i for i, layer in enumerate(architecture.layers(model)) if not architecture.mlp_is_dropped(layer)]
+    if steps > len(present):
+        raise EffirError(f"cannot order {steps} MLP sublayers: only {len(present)} remain")
+    batches = [pad_batch(tokenize(tokenizer, spec, texts[s:s + batch_size], "passage", max_length),
+                         tokenizer.pad_token_id, device) for s in range(0, len(texts), batch_size)]
+    masks = [mask.float() for _, mask in batches]
+    tokens = sum(float(m.sum()) for m in masks)
+    reference = _last_hidden(model, batches)
+
+    def drift(removed: list[int]) -> float:
+        with architecture.mlps_dropped(model, removed):
+            hidden = _last_hidden(model, batches)
+        total = sum(((1 - F.cosine_similarity(h, r, dim=-1)) * m).sum().item()
+                    for h, r, m in zip(hidden, reference, masks))
+        return total / tokens
+
+    order, curve, candidates = [], [], {}
+    for _ in range(steps):
+        candidates = {}
+        for layer in (i for i in present if i not in order):
+            candidates[layer] = round(drift(order + [layer]), 6)
+            if progress is not None:
+                progress.update(1)
+        best = min(candidates, key=candidates.get)
+        order.append(best)
+        curve.append(candidates.pop(best))
+    if steps == 0:
+        candidates = {i: round(drift([i]), 6) for i in present}
+    return {"order": order, "drift": curve, "next": {str(i): d for i, d in candidates.items()},  # JSON's keys
+            "texts": len(texts), "tokens": int(tokens)}
+
+
+def greedy_passes(layers_left: int, steps: int) -> int:
+    """Forward passes over the drift texts that `greedy_mlp_drift` makes."""
+    return sum(layers_left - k for k in range(steps)) or layers_left
+
+
+def mlp_ranking(scores: dict) -> list[int]:
+    """The MLP sublayers still present, the first to drop first: the greedy drift order where `analyze
+    --drift-steps` measured it (then the rest by their drift as the next drop), else ascending S_l."""
+    greedy = scores.get("mlp_drift")
+    if greedy:
+        return greedy["order"] + sorted((int(i) for i in greedy["next"]), key=lambda i: greedy["next"][str(i)])
+    return [i for _, i in sorted((s, i) for i, s in enumerate(scores["mlp"]) if s is not None)]
+
+
+def mlp_costs(scores: dict) -> list[float | None]:
+    """What removing each MLP sublayer costs, on one scale for the plan: its marginal drift along the greedy order
+    where measured (the rest: their drift as the next drop, beyond the last step), else S_l."""
+    greedy = scores.get("mlp_drift")
+    if not greedy:
+        return scores["mlp"]
+    costs: list[float | None] = [None] * len(scores["mlp"])
+    before = 0.0
+    for layer, d in zip(greedy["order"], greedy["drift"]):
+        costs[layer], before = d - before, d
+    for layer, d in greedy["next"].items():
+        costs[int(layer)] = d - before
+    return costs
+
+
+def mlp_to_drop(scores: dict, k: int) -> list[int]:
+    """The k MLP sublayers to drop, in layer order (`mlp_ranking`'s first k)."""
+    ranking = mlp_ranking(scores)
+    if k > len(ranking):
+        raise EffirError(f"cannot drop {k} sublayers: only {len(ranking)} remain")
+    return sorted(ranking[:k])
 
 
 def least_important(scores: list, k: int) -> list[int]:

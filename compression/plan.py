@@ -8,10 +8,10 @@ For a plan (D, r) — drop the MLP sublayers D, then cut a share r of the remain
     removed(D, r) = Σ_{l ∈ D} S_l + Σ_{c ∈ C} S_{l(c)} · a_c / Σ_{c' ∈ l(c)} a_c'
 
 F_mlp, F from `info.flops_by_part` (projections, MLP, attention scores); S_l the sublayer importance
-1 − cos(x, x + F(x)); a_c the channel's activation-weighted norm (`importance.py`); C the r-share of the remaining
+1 − cos(x, x + F(x)), or its marginal output drift where `analyze --drift-steps` measured the greedy order; a_c the channel's activation-weighted norm (`importance.py`); C the r-share of the remaining
 channels with the least importance. Every channel of a width-d MLP costs the same FLOPs, so the ratio depends on r
-alone, whichever channels self-slimming later removes. For each depth n the n least important sublayers are dropped
-(as `drop` does) and r is the least width cut that reaches the target; the plan with the least importance removed
+alone, whichever channels self-slimming later removes. For each depth n the first n of the ranking are dropped
+(`importance.mlp_ranking`, as `drop` does) and r is the least width cut that reaches the target; the plan with the least importance removed
 wins. The target binds on documents (the longer sequence); the query ratio is reported beside it.
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from effir.compression.importance import least_important
+from effir.compression.importance import mlp_costs, mlp_to_drop
 from effir.core.errors import EffirError
 
 
@@ -34,6 +34,7 @@ class Plan:
     doc_seq_len: int
     query_seq_len: int
     target: float | None = None
+    ranking: str = "cosine importance"
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -42,7 +43,7 @@ class Plan:
         return (f"drop {len(self.dropped_mlp)} MLP sublayers {self.dropped_mlp}, then cut {self.reduction:.0%} of the "
                 f"remaining MLP width: predicted FLOP ratio {self.doc_flop_ratio:.2f}x for documents "
                 f"({self.doc_seq_len} tokens), {self.query_flop_ratio:.2f}x for queries ({self.query_seq_len} tokens); "
-                f"importance removed {self.importance_removed:.4f}")
+                f"importance removed {self.importance_removed:.4f} ({self.ranking})")
 
 
 def flop_ratio(parts: dict[int, dict[str, int]], dropped: list[int], reduction: float) -> float:
@@ -56,24 +57,27 @@ def flop_ratio(parts: dict[int, dict[str, int]], dropped: list[int], reduction: 
 def _channel_costs(scores: dict, kept_layers: list[int]) -> list[float]:
     """S_l · a_c / Σ a over every channel of the kept MLP sublayers, cheapest first."""
     channels = scores.get("mlp_channels") or [None] * len(scores["mlp"])
+    layer_costs = mlp_costs(scores)
     costs = []
     for i in kept_layers:
         a = channels[i]
         if not a or sum(a) <= 0:  # an importance.json from before channel scores existed
             raise EffirError(f"importance has no channel scores for MLP {i}; rerun `effir compress analyze`")
         total = sum(a)
-        costs += [scores["mlp"][i] * x / total for x in a]
+        costs += [layer_costs[i] * x / total for x in a]
     return sorted(costs)
 
 
 def _plan(scores: dict, doc_parts: dict, query_parts: dict, n_drop: int, reduction: float, doc_seq_len: int,
           query_seq_len: int, target: float | None = None) -> Plan:
     present = [i for i, s in enumerate(scores["mlp"]) if s is not None]
-    dropped = least_important(scores["mlp"], n_drop)
+    dropped = mlp_to_drop(scores, n_drop)
     costs = _channel_costs(scores, [i for i in present if i not in dropped]) if reduction else []
-    removed = sum(scores["mlp"][i] for i in dropped) + sum(costs[:int(round(reduction * len(costs)))])
+    layer_costs = mlp_costs(scores)
+    removed = sum(layer_costs[i] for i in dropped) + sum(costs[:int(round(reduction * len(costs)))])
+    ranking = "greedy output drift" if scores.get("mlp_drift") else "cosine importance"
     return Plan(dropped, reduction, round(removed, 6), round(flop_ratio(doc_parts, dropped, reduction), 4),
-                round(flop_ratio(query_parts, dropped, reduction), 4), doc_seq_len, query_seq_len, target)
+                round(flop_ratio(query_parts, dropped, reduction), 4), doc_seq_len, query_seq_len, target, ranking)
 
 
 def plan_for_cut(scores: dict, doc_parts: dict, query_parts: dict, n_drop: int, reduction: float,
@@ -92,7 +96,7 @@ def plan_for_target(scores: dict, doc_parts: dict, query_parts: dict, target: fl
     need = total - total / target   # FLOPs per document token to remove
     candidates = []
     for n in range(len(present) + 1):
-        dropped = least_important(scores["mlp"], n)
+        dropped = mlp_to_drop(scores, n)
         rest = need - sum(doc_parts[i]["mlp"] for i in dropped)
         kept_mlp = sum(doc_parts[i]["mlp"] for i in present if i not in dropped)
         if rest <= 0:

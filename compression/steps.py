@@ -39,13 +39,22 @@ def calibration_texts(dataset: str | None = None, texts: str | None = None, n: i
 
 
 def analyze(model: str, out: str | Path, texts: list[str], max_length: int = 256, batch_size: int = 8,
-            device: str = "cpu") -> dict:
+            device: str = "cpu", drift_steps: int | None = None, drift_texts: int = 16,
+            drift_max_length: int = 128) -> dict:
+    """Sublayer importance S_l on `texts`; with `drift_steps` (0: drop-one only) also the greedy drop order by
+    output drift on the first `drift_texts` of them (`importance.greedy_mlp_drift`)."""
     from tqdm import tqdm
 
     spec, net, tok = load(model, device)
     with tqdm(total=len(texts), desc="importance", unit="text") as bar:
         scores = imp.sublayer_importance(net, tok, texts, max_length=max_length, batch_size=batch_size,
                                          spec=spec, device=device, progress=bar)
+    if drift_steps is not None:
+        left = sum(s is not None for s in scores["mlp"])
+        with tqdm(total=imp.greedy_passes(left, drift_steps), desc="output drift", unit="pass") as bar:
+            scores["mlp_drift"] = imp.greedy_mlp_drift(net, tok, texts[:drift_texts], drift_steps,
+                                                       max_length=drift_max_length, batch_size=batch_size,
+                                                       spec=spec, device=device, progress=bar)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     scores["model"] = spec.name
@@ -66,7 +75,7 @@ def drop(model: str, out: str | Path, scores: dict | None, n_mlp: int = 0, n_att
         outside = [i for i in listed or [] if not 0 <= i < n_layers]
         if outside:
             raise EffirError(f"{flag}-layers {outside}: the model's layers are 0..{n_layers - 1}")
-    mlp = mlp_layers if mlp_layers is not None else (imp.least_important(scores["mlp"], n_mlp) if n_mlp else [])
+    mlp = mlp_layers if mlp_layers is not None else (imp.mlp_to_drop(scores, n_mlp) if n_mlp else [])
     attn = attn_layers if attn_layers is not None else (imp.least_important(scores["attn"], n_attn) if n_attn else [])
     before = describe(net)
     architecture.apply_structure(net, dropped_mlp=mlp, dropped_attn=attn)

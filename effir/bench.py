@@ -58,8 +58,9 @@ PER_COLLECTION = ("ndcg@10", "recall@100", "mrr@10", "retention", "p_value_vs_pa
 def run_bench(datasets, systems: list[str], out: Path, split: str = "test", factory: str = "Flat",
               timing_docs: int = 256, timing_queries: int = 100, rounds: int = 5, reference: str | None = None,
               seed: int = 0, work: Path | None = None, parents: dict[str, str] | None = None,
-              control: bool = False, query_batch: int = 32) -> dict:
-    """Quality on every collection in `datasets`, speed once (on the first), one report."""
+              control: bool = False, query_batch: int = 32, beside: list[str] = ()) -> dict:
+    """Quality on every collection in `datasets`, speed once (on the first), one report; `beside`: other reports
+    whose compressed rows the plot shows next to these."""
     from effir import speed
     from effir.compression.info import flops_per_token
     from effir.compression.steps import analyze
@@ -74,6 +75,7 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
         raise click.UsageError("--systems: name at least one system, e.g. bm25,minilm")
     for d in datasets:
         BeirDataset(d).require(split)
+    beside = [report.beside_points(p) for p in beside]
     work = Path(work) if work else out / "systems"
     named, hybrids = parse_systems(systems)
     check_parents([n for n, _ in named] + list(hybrids), parents or {})
@@ -141,6 +143,8 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
                          "precision": "fp16" if any(e.device.startswith("cuda") for e in encoders.values())
                          else "fp32"},
               "systems": rows}
+    if beside:
+        result["beside"] = beside
     report.write_report(result, out, importance_png=importance_png)
     return result
 
@@ -164,10 +168,12 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
 @click.option("--work", type=click.Path(), default=None,
               help="where each system's shards, index and run go (default OUT/systems); share it between benches "
                    "to reuse finished stages")
+@click.option("--beside", multiple=True, type=click.Path(),
+              help="another bench's report.json: its compressed rows join the quality-kept plot (repeatable)")
 @click.option("--threads", type=int, default=None)
 @friendly_errors
 def bench_cmd(datasets, systems, out, split, factory, reference, parents, timing_docs, timing_queries, query_batch,
-              rounds, control, work, threads):
+              rounds, control, work, beside, threads):
     """Full versus compressed: quality, model cost, interleaved speed, index cost -> report.md/json + plots."""
     from effir.core.device import configure_threads
     from effir.eval.report import terminal_table
@@ -182,6 +188,6 @@ def bench_cmd(datasets, systems, out, split, factory, reference, parents, timing
     click.echo(f"{n} threads", err=True)
     result = run_bench(datasets, [s.strip() for s in systems.split(",") if s.strip()], Path(out), split, factory,
                        timing_docs, timing_queries, rounds, reference, work=work, parents=pairs, control=control,
-                       query_batch=query_batch)
+                       query_batch=query_batch, beside=beside)
     click.echo(terminal_table(result))
     click.echo(f"-> {out}/report.md, {out}/report.json")

@@ -11,6 +11,8 @@ pre-norm `residual + 0`, post-norm `h` passed straight through.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -91,6 +93,22 @@ def drop_mlp(model: nn.Module, index: int) -> None:
     else:
         layer.intermediate = nn.Identity()
         layer.output = PassThroughOutput()
+
+
+@contextmanager
+def mlps_dropped(model: nn.Module, indices):
+    """The model with these MLP sublayers dropped exactly as `drop_mlp` drops them, restored on exit: what a cut
+    does can be measured without copying the model."""
+    blocks = layers(model)
+    saved = {i: dict(blocks[i].named_children()) for i in indices}
+    try:
+        for i in indices:
+            drop_mlp(model, i)
+        yield model
+    finally:
+        for i, children in saved.items():
+            for name, child in children.items():
+                setattr(blocks[i], name, child)
 
 
 def drop_attention(model: nn.Module, index: int) -> None:

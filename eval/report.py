@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from effir.core.errors import EffirError
 from effir.core.files import write_json, write_text
 
 SCHEMA_KEYS = ("name", "kind", "model", "parent", "trained", "ndcg@10", "recall@100", "mrr@10", "retention",
@@ -119,14 +121,67 @@ def markdown(result: dict, importance_png: str | None) -> str:
             "one at a time (BM25: Lucene indexing + search). It is measured when a stage first runs and reused "
             "afterwards; only the interleaved speed figures above are comparable as ratios.", "",
             "![nDCG@10 against document-encoding throughput](pareto.png)", ""]
+    for other in result.get("beside", []):
+        out += [f"Beside these in the plot: the compressed rows of `{other['report']}` ({other['dataset']}, "
+                f"reference `{other['reference']}`).", "", "| system | parent | retention | doc speedup |",
+                "|---|---|---:|---:|"]
+        out += [f"| {p['name']} | {_fmt(p['parent'])} | {100 * p['retention']:.1f}% | {p['doc_speedup']:.2f}× |"
+                for p in other["systems"]]
+        out.append("")
     if importance_png:
         out += [f"![sublayer importance of {result['reference']}]({importance_png})", ""]
     return "\n".join(out)
 
 
+POINT_KEYS = ("name", "parent", "retention", "doc_speedup")
+
+
+def _retention_points(systems: list[dict]) -> list[dict]:
+    return [{k: s.get(k) for k in POINT_KEYS} for s in systems
+            if s.get("kind") == "compressed" and s.get("retention") and s.get("doc_speedup")]
+
+
+def beside_points(report_json) -> dict:
+    """The compressed rows of another bench's report.json (retention against its parent, document speedup), to
+    plot beside this report's: {"report", "dataset", "reference", "systems": [...]}."""
+    path = Path(report_json)
+    try:
+        data = json.loads(path.read_text())
+        return {"report": str(path), "dataset": data["dataset"], "reference": data["reference"],
+                "systems": _retention_points(data["systems"])}
+    except FileNotFoundError:
+        raise EffirError(f"{path}: no such report.json") from None
+    except json.JSONDecodeError as e:
+        raise EffirError(f"{path}: line {e.lineno}: not JSON ({e.msg})") from None
+    except (KeyError, TypeError, AttributeError):
+        raise EffirError(f"{path}: not an `effir bench` report.json (needs dataset, reference and systems)") from None
+
+
+def _retention_panel(ax, result: dict) -> None:
+    """Quality kept (nDCG@10 / parent's) against document speedup: this report's compressed rows, filled; the rows
+    of the reports named by --beside, hollow; the parent at (1, 1)."""
+    own = _retention_points([r.to_json() for r in result["systems"]])
+    ax.scatter([1.0], [1.0], s=40, color="black")
+    ax.annotate("parent", (1.0, 1.0), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    for p in own:
+        ax.scatter(p["doc_speedup"], p["retention"], s=40, color="tab:red")
+        ax.annotate(p["name"], (p["doc_speedup"], p["retention"]), textcoords="offset points", xytext=(4, 4),
+                    fontsize=8)
+    for other, color in zip(result.get("beside", []), ("tab:grey", "tab:green", "tab:purple", "tab:orange")):
+        for p in other["systems"]:
+            ax.scatter(p["doc_speedup"], p["retention"], s=40, facecolors="none", edgecolors=color)
+            ax.annotate(p["name"], (p["doc_speedup"], p["retention"]), textcoords="offset points", xytext=(4, -10),
+                        fontsize=7, color=color)
+    ax.axhline(0.97, ls=":", color="grey", lw=1)
+    ax.set_xlabel("document speedup against the reference (measured)")
+    ax.set_ylabel("nDCG@10 kept of the parent's")
+    ax.set_title("quality kept against speed" + (" (hollow: --beside reports)" if result.get("beside") else ""))
+
+
 def pareto_plot(result: dict, path: Path) -> None:
-    """nDCG@10 against document throughput (first collection); with several collections, a second panel with each
-    system's nDCG@10 per collection beside its average."""
+    """nDCG@10 against document throughput (first collection); with several collections, a panel with each
+    system's nDCG@10 per collection beside its average; with compressed rows (or --beside reports), a panel of the
+    quality each keeps of its parent against its document speedup."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -134,8 +189,11 @@ def pareto_plot(result: dict, path: Path) -> None:
 
     names = result.get("datasets") or [result["dataset"]]
     several = len(names) > 1
-    fig, axes = plt.subplots(1, 2 if several else 1, figsize=(12 if several else 6, 4))
-    ax = axes[0] if several else axes
+    kept = bool(result.get("beside") or _retention_points([r.to_json() for r in result["systems"]]))
+    panels = 1 + several + kept
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)
+    axes = axes[0]
+    ax = axes[0]
     for r in result["systems"]:
         if r.docs_per_s is None:
             ax.axhline(r.ndcg_10, ls="--", color="grey", lw=1)
@@ -160,6 +218,8 @@ def pareto_plot(result: dict, path: Path) -> None:
         bars.set_ylabel("nDCG@10")
         bars.set_title("per collection and average")
         bars.legend(fontsize=7)
+    if kept:
+        _retention_panel(axes[-1], result)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

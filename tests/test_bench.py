@@ -75,19 +75,39 @@ def test_bench_report(tmp_path, dataset200, tiny_bert):
     for f in ("report.md", "pareto.png", "importance/importance.png"):
         assert (out / f).stat().st_size > 0
     assert "| tiny-drop1 | compressed | tiny-ft |" in (out / "report.md").read_text()
-    # a rerun reuses the finished stages and reproduces the quality figures exactly
+    # a rerun reuses the finished stages and reproduces the quality figures exactly; --beside puts the first
+    # report's compressed rows into this one's plot and report
     stages = (out / "systems" / "d200" / "tiny-drop1" / "stages.json").read_text()
-    r = CliRunner().invoke(main, args)
+    first = tmp_path / "first.json"
+    first.write_text((out / "report.json").read_text())
+    r = CliRunner().invoke(main, args + ["--beside", str(first)])
     assert r.exit_code == 0, r.output
-    again = {s["name"]: s for s in json.loads((out / "report.json").read_text())["systems"]}
+    rerun = json.loads((out / "report.json").read_text())
+    again = {s["name"]: s for s in rerun["systems"]}
     assert all(again[n]["ndcg@10"] == systems[n]["ndcg@10"] for n in systems)
     assert (out / "systems" / "d200" / "tiny-drop1" / "stages.json").read_text() == stages
+    assert rerun["beside"] == [{"report": str(first), "dataset": "d200", "reference": "full", "systems": [
+        {"name": "tiny-drop1", "parent": "tiny-ft", "retention": comp["retention"],
+         "doc_speedup": comp["doc_speedup"]}]}]
+    assert f"compressed rows of `{first}`" in (out / "report.md").read_text()
 
 
 def test_bench_refuses_a_parent_not_in_the_run(tmp_path, dataset200, tiny_bert):
     r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", f"child={tiny_bert}",
                                   "--parent", "child=missing", "--out", str(tmp_path / "b")])
     assert r.exit_code == 2 and "'missing'" in r.output and "'child'" in r.output
+
+
+@pytest.mark.parametrize("content, problem", [(None, "no such report.json"), ("{\n  \"dataset\": ,", "line 2: not JSON"),
+                                              ("[1, 2]", "not an `effir bench` report.json")])
+def test_bench_refuses_a_bad_beside_report(tmp_path, dataset200, tiny_bert, content, problem):
+    beside = tmp_path / "other.json"
+    if content is not None:
+        beside.write_text(content)
+    r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", str(tiny_bert),
+                                  "--beside", str(beside), "--out", str(tmp_path / "b")])
+    assert r.exit_code == 2 and str(beside) in r.output and problem in r.output
+    assert not (tmp_path / "b").exists()
 
 
 def test_bench_refuses_two_systems_with_one_name(tmp_path, dataset200, tiny_bert):

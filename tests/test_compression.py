@@ -179,6 +179,54 @@ def test_slim_cuts_requested_fraction(tiny_llama):
     assert sum(len(idx) for idx, _ in channels.values()) == round(0.7 * 4 * 64)
 
 
+@pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_bert"])
+def test_greedy_drift_is_what_the_cut_does(request, fixture):
+    """D(S) along the greedy order equals the drift of the real cut (`apply_structure` on a fresh model); the first
+    step takes the least drop-one drift; the measured model is left intact; plans follow the order."""
+    from effir.compression.importance import greedy_mlp_drift, mlp_costs, mlp_ranking, mlp_to_drop
+    from effir.encoder.model import pad_batch, tokenize
+
+    spec = resolve(str(request.getfixturevalue(fixture)))
+    model, tok = load_model(spec, device="cpu")
+    ids, mask = pad_batch(tokenize(tok, spec, TEXTS, "passage", 32), tok.pad_token_id, "cpu")
+    with torch.no_grad():
+        before = model(input_ids=ids, attention_mask=mask).last_hidden_state
+    drop_one = greedy_mlp_drift(model, tok, TEXTS, steps=0, max_length=32, spec=spec)
+    greedy = greedy_mlp_drift(model, tok, TEXTS, steps=2, max_length=32, spec=spec)
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=ids, attention_mask=mask).last_hidden_state, before)
+    n = len(architecture.layers(model))
+    assert len(drop_one["next"]) == n and len(greedy["next"]) == n - 2
+    assert greedy["order"][0] == int(min(drop_one["next"], key=drop_one["next"].get))
+    assert greedy["drift"][0] == min(drop_one["next"].values())
+
+    cut, _ = load_model(spec, device="cpu")
+    architecture.apply_structure(cut, dropped_mlp=greedy["order"])
+    with torch.no_grad():
+        after = cut(input_ids=ids, attention_mask=mask).last_hidden_state
+    m = mask.float()
+    by_hand = float(((1 - torch.nn.functional.cosine_similarity(after, before, dim=-1)) * m).sum() / m.sum())
+    assert greedy["drift"][1] == pytest.approx(by_hand, abs=2e-6)
+
+    scores = json.loads(json.dumps({"mlp": [0.1] * n, "mlp_drift": greedy}))  # as read back from importance.json
+    assert mlp_ranking(scores)[:2] == greedy["order"] and sorted(mlp_ranking(scores)) == list(range(n))
+    assert mlp_to_drop(scores, 2) == sorted(greedy["order"])
+    assert sum(mlp_costs(scores)[i] for i in greedy["order"]) == pytest.approx(greedy["drift"][1])
+
+
+@LUCENE
+def test_analyze_drift_cli_drives_drop(tmp_path, tiny_llama, tiny_dataset):
+    r = CliRunner().invoke(main, ["compress", "analyze", "-m", str(tiny_llama), "--dataset", str(tiny_dataset),
+                                  "--calibration", "8", "--drift-steps", "1", "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    greedy = json.loads((tmp_path / "a" / "importance.json").read_text())["mlp_drift"]
+    assert f"MLP {greedy['order'][0]}" in r.output and greedy["texts"] == 8
+    r = CliRunner().invoke(main, ["compress", "drop", "-m", str(tiny_llama), "--mlp", "1", "--importance",
+                                  str(tmp_path / "a" / "importance.json"), "--out", str(tmp_path / "d")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "d" / "effir.json").read_text())["dropped_mlp"] == greedy["order"]
+
+
 def test_drop_cli_and_info(tmp_path, tiny_llama):
     r = CliRunner().invoke(main, ["compress", "drop", "-m", str(tiny_llama), "--out", str(tmp_path / "d"),
                                   "--mlp-layers", "0,2"])

@@ -47,6 +47,16 @@ def test_plan_reaches_target_with_least_importance_removed():
     assert chosen.dropped_mlp == [0] and 0 < chosen.reduction <= 0.5
 
 
+def test_plan_follows_measured_drift_order():
+    """With a greedy drift order the depth cut is its prefix, and removed importance is the measured D(S)."""
+    scores = {**SCORES, "mlp_drift": {"order": [2], "drift": [0.05], "next": {"0": 0.3, "1": 0.2, "3": 0.4}}}
+    parts = _parts()
+    chosen = plan.plan_for_cut(scores, parts, parts, 2, 0.0, 256, 32)
+    assert chosen.dropped_mlp == [1, 2] and chosen.ranking == "greedy output drift"
+    assert chosen.importance_removed == pytest.approx(0.2)  # D({2}) + (D({2, 1}) − D({2}))
+    assert plan.plan_for_cut(SCORES, parts, parts, 2, 0.0, 256, 32).dropped_mlp == [0, 2]  # cosine: 0.1, 0.2
+
+
 def test_plan_refuses_unreachable_target():
     with pytest.raises(ValueError, match="no plan reaches 9.0x"):
         plan.plan_for_target(SCORES, _parts(), _parts(), 9.0, 256, 32)
