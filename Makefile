@@ -105,34 +105,44 @@ demo-baselines: install $(MODELS)/minilm-effir-drop2/effir.json $(addsuffix /eff
 # qrels plus 700 label-free title → body pairs, each with a BM25 hard negative; LoRA r 16 on every projection,
 # lr 3e-4, τ 0.05, mean pooling. Mean rather than the paper's last-token pooling: on fresh batches of SciFact
 # train pairs (bench/probe_training.py; README) last-token pooling first collapses every score together for ~30
-# steps before it learns, mean pooling learns from the first step, and this CPU affords ~100 steps. smollm2-effir-d15 (cosine
-# importance) collapsed under this recipe: the cut leaves the language model at perplexity ~566,000 (README).
+# steps before it learns, mean pooling learns from the first step, and this CPU affords ~100 steps.
+# Which MLPs to drop: d8 (committed) was chosen by the cosine score; a cosine d15 collapsed under this recipe (the cut
+# leaves the language model at perplexity ~566,000), so d15 and deeper cuts follow the greedy output-drift order
+# (`analyze --drift-steps 15`, 13 min here; the d15 it picks: perplexity 825, README).
 LLM       := runs/llm
 LLM_BASE  := smollm2-135m
 LLM_TRAIN := --dataset $(DATA)/scifact --split train --title-body $(DATA)/scifact --title-body-limit 700 \
              --lora --lora-r 16 --lora-alpha 32 --batch-size 16 --negatives 1 --passage-max-length 128 \
              --lr 3e-4 --temperature 0.05 --epochs 1 --pooling mean
-LLM_IMPORTANCE := $(LLM)/importance/importance.json
-LLM_EFFIR := $(BIN)/effir compress effir -m $(LLM_BASE) --importance $(LLM_IMPORTANCE) $(LLM_TRAIN) --slim-steps 40
+LLM_COSINE := $(LLM)/importance/importance.json
+LLM_DRIFT  := $(LLM)/importance-drift/importance.json
+LLM_EFFIR := $(BIN)/effir compress effir -m $(LLM_BASE) $(LLM_TRAIN) --slim-steps 40 --importance
 LLM_SYSTEMS := smollm2-ft smollm2-effir-d8 smollm2-effir-d15 smollm2-effir smollm2-effir-2x
 
 TRAIN_smollm2-ft          = $(BIN)/effir compress train -m $(LLM_BASE) $(LLM_TRAIN) --out $(LLM)/smollm2-ft
 TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
-# a milder depth cut (8 of 30 MLPs: 1.23x document FLOPs), which still learns where d15 collapses (README)
-TRAIN_smollm2-effir-d8    = $(LLM_EFFIR) --drop-fraction 0.267 --reduction 0 --out $(LLM)/smollm2-effir-d8
+# a milder depth cut (8 of 30 MLPs: 1.23x document FLOPs), which still learns where the cosine d15 collapses
+IMPORTANCE_smollm2-effir-d8 = $(LLM_COSINE)
+TRAIN_smollm2-effir-d8    = $(LLM_EFFIR) $(LLM_COSINE) --drop-fraction 0.267 --reduction 0 --out $(LLM)/smollm2-effir-d8
 TRAINED_smollm2-effir-d8  = $(LLM)/smollm2-effir-d8/3-final
-TRAIN_smollm2-effir-d15   = $(LLM_EFFIR) --drop-fraction 0.5 --reduction 0 --out $(LLM)/smollm2-effir-d15
+IMPORTANCE_smollm2-effir-d15 = $(LLM_DRIFT)
+TRAIN_smollm2-effir-d15   = $(LLM_EFFIR) $(LLM_DRIFT) --drop-fraction 0.5 --reduction 0 --out $(LLM)/smollm2-effir-d15
 TRAINED_smollm2-effir-d15 = $(LLM)/smollm2-effir-d15/3-final
-TRAIN_smollm2-effir       = $(LLM_EFFIR) --drop-fraction 0.5 --reduction 0.3 --out $(LLM)/smollm2-effir
+IMPORTANCE_smollm2-effir  = $(LLM_DRIFT)
+TRAIN_smollm2-effir       = $(LLM_EFFIR) $(LLM_DRIFT) --drop-fraction 0.5 --reduction 0.3 --out $(LLM)/smollm2-effir
 TRAINED_smollm2-effir     = $(LLM)/smollm2-effir/3-final
-TRAIN_smollm2-effir-2x    = $(LLM_EFFIR) --target-speedup 2.0 --out $(LLM)/smollm2-effir-2x
+IMPORTANCE_smollm2-effir-2x = $(LLM_DRIFT)
+TRAIN_smollm2-effir-2x    = $(LLM_EFFIR) $(LLM_DRIFT) --target-speedup 2.0 --out $(LLM)/smollm2-effir-2x
 TRAINED_smollm2-effir-2x  = $(LLM)/smollm2-effir-2x/3-final
 
-$(LLM_IMPORTANCE): | install
+$(LLM_COSINE): | install
 	$(BIN)/effir compress analyze -m $(LLM_BASE) --dataset $(DATA)/scifact --out $(LLM)/importance
 
+$(LLM_DRIFT): | install
+	$(BIN)/effir compress analyze -m $(LLM_BASE) --dataset $(DATA)/scifact --drift-steps 15 --out $(LLM)/importance-drift
+
 # make train-llm SYSTEM=<name>: the training that made models/<name>/ (resumes from its checkpoints), then export
-train-llm: install $(if $(filter smollm2-effir%,$(SYSTEM)),$(LLM_IMPORTANCE))
+train-llm: install $(IMPORTANCE_$(SYSTEM))
 	@test -n "$(TRAIN_$(SYSTEM))" || { echo "SYSTEM must be one of: $(LLM_SYSTEMS)"; exit 2; }
 	$(TRAIN_$(SYSTEM))
 	$(BIN)/effir compress export $(TRAINED_$(SYSTEM)) --base $(LLM_BASE) --dataset $(DATA)/scifact \

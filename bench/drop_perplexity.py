@@ -4,7 +4,7 @@ Loads the model with its language-model head, removes MLP sublayers exactly as `
 (`architecture.mlps_dropped`), and prints the perplexity on 24 SciFact corpus texts (128 tokens each) for: the
 full model, every single MLP dropped alone (drop-one), the cuts `effir compress analyze`'s cosine importance chooses
 (the d-least-important), the cuts the drop-one perplexities choose, and, when the importance file has it
-(`analyze --drift-steps`), the cuts of the greedy output-drift order. A sublayer the cosine score calls
+(`analyze --drift-steps`), the cuts of the greedy output-drift order; each cut with its output drift too. A sublayer the cosine score calls
 unimportant can still hold the model up: this shows which, and how far a cut is from what training must repair.
 
     .venv/bin/python bench/drop_perplexity.py --importance runs/llm/importance/importance.json
@@ -46,21 +46,30 @@ def main():
     texts = sample_texts(BeirDataset(args.dataset).corpus(), args.texts, seed=1)
     batches = [tokenizer(t, return_tensors="pt", truncation=True, max_length=args.max_length) for t in texts]
 
-    def perplexity(dropped: list[int]) -> float:
-        total = tokens = 0
+    reference: list = []
+
+    def measure(dropped: list[int]) -> tuple[float, float]:
+        """(perplexity, output drift D = mean over tokens of 1 − cos of the last hidden states against the full
+        model's, as `compress analyze --drift-steps` measures it)."""
+        total = tokens = drift = 0.0
         with torch.no_grad(), architecture.mlps_dropped(full.model, dropped):
-            for ids in batches:
+            for b, ids in enumerate(batches):
+                out = full(**ids, labels=ids["input_ids"], output_hidden_states=True)
                 n = ids["input_ids"].shape[1] - 1  # predicted tokens
-                total += full(**ids, labels=ids["input_ids"]).loss.item() * n
+                total += out.loss.item() * n
                 tokens += n
-        return round(math.exp(total / tokens), 1)
+                last = out.hidden_states[-1][0]
+                if len(reference) < len(batches):
+                    reference.append(last)
+                drift += (1 - torch.nn.functional.cosine_similarity(last, reference[b], dim=-1)).sum().item()
+        return round(math.exp(total / tokens), 1), round(drift / sum(x["input_ids"].shape[1] for x in batches), 4)
 
     scores = json.loads(Path(args.importance).read_text())
     cosine = scores["mlp"]
     layers = len(cosine)
-    result = {"model": args.model, "full": perplexity([])}
+    result = {"model": args.model, "full": measure([])[0]}
     print(f"{args.model}: perplexity on {args.texts} SciFact texts ({args.max_length} tokens): full {result['full']}")
-    result["drop_one"] = {i: perplexity([i]) for i in range(layers)}
+    result["drop_one"] = {i: measure([i])[0] for i in range(layers)}
     print("dropped alone: " + ", ".join(f"MLP {i} {p}" for i, p in result["drop_one"].items()))
     by_drop_one = sorted(range(layers), key=lambda i: result["drop_one"][i])
     result["cuts"] = []
@@ -70,9 +79,9 @@ def main():
         if "mlp_drift" in scores:
             rankings.append(("greedy output drift", mlp_to_drop(scores, n)))
         for ranking, chosen in rankings:
-            p = perplexity(chosen)
-            result["cuts"].append({"dropped": n, "ranking": ranking, "layers": chosen, "perplexity": p})
-            print(f"drop {n:2d} by {ranking:<20} {chosen}: perplexity {p}")
+            p, d = measure(chosen)
+            result["cuts"].append({"dropped": n, "ranking": ranking, "layers": chosen, "perplexity": p, "drift": d})
+            print(f"drop {n:2d} by {ranking:<20} {chosen}: perplexity {p}, output drift {d}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)

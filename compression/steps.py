@@ -221,7 +221,12 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
     examples = training_examples(dataset, split, list(title_body), title_body_limit, out / "data",
                                  hard_negatives=cfg.negatives > 0)
     steps = {"drop": str(out / "1-drop")}
-    if not (out / "1-drop" / "effir.json").exists():
+    if (out / "1-drop" / "effir.json").exists():  # a rerun resumes, but only the same cut
+        made = json.loads((out / "1-drop" / "effir.json").read_text())["dropped_mlp"]
+        if sorted(made) != chosen.dropped_mlp:
+            raise EffirError(f"{out / '1-drop'}: dropped MLPs {sorted(made)}, but this plan drops "
+                             f"{chosen.dropped_mlp} (another importance?): remove {out} or choose another --out")
+    else:
         drop(model, out / "1-drop", scores, mlp_layers=chosen.dropped_mlp, device=device, pooling=pooling)
     if chosen.reduction:
         steps["slim"] = str(out / "2-slim")

@@ -288,6 +288,14 @@ def test_effir_recipe_end_to_end(tmp_path, tiny_llama, tiny_dataset):
     for path in steps.values():
         assert resolve(path).pooling == "mean"  # the override (tiny_llama pools its last token) reaches every step
         assert Encoder(resolve(path), device="cpu").encode(TEXTS)[0].shape == (len(TEXTS), 32)
+    # resuming into the same folder with another importance (so another cut) is refused, not mixed
+    from effir.core.errors import EffirError
+
+    other = {**scores, "mlp": [0.0 if i not in final["dropped_mlp"] else 1.0 for i in range(len(scores["mlp"]))]}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(EffirError, match="1-drop: dropped MLPs"):
+        effir_recipe(str(tiny_llama), str(tiny_dataset), tmp_path / "r", drop_fraction=0.5, reduction=0.3,
+                     importance=str(tmp_path / "other.json"))
 
 
 def test_gte_loss_is_the_written_sum():
