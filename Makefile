@@ -7,6 +7,8 @@ STAMP  := $(VENV)/.installed
 DATA   ?= ../shared/data/beir
 
 comma := ,
+# THREADS=n fixes the benches' threads (default: the cores idle when each starts)
+THREADS ?=
 .PHONY: install demo demo-baselines demo-llm train-llm test test-unit bench-encode clean
 
 install: $(STAMP)
@@ -45,7 +47,7 @@ demo: install $(MODELS)/minilm-ft/effir.json $(MODELS)/minilm-effir-drop2/effir.
 	$(BIN)/effir bench --dataset $(DATA)/scifact --dataset $(DATA)/cranfield --dataset $(DATA)/cisi \
 	  --out runs/demo-scifact --work runs/systems \
 	  --systems bm25,minilm,$(MODELS)/minilm-ft,$(MODELS)/minilm-effir-drop2,bm25+minilm,bm25+minilm-ft,bm25+minilm-effir-drop2 \
-	  --parent minilm-effir-drop2=minilm-ft
+	  --parent minilm-effir-drop2=minilm-ft $(addprefix --threads ,$(THREADS))
 
 test: install
 	EFFIR_DATA=$(DATA) $(BIN)/python -m pytest -q tests
@@ -98,7 +100,8 @@ BASELINES := $(MODELS)/minilm-ft-wanda50 $(MODELS)/minilm-ft-sparsegpt50 $(MODEL
 demo-baselines: install $(MODELS)/minilm-effir-drop2/effir.json $(addsuffix /effir.json,$(BASELINES))
 	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/baselines-scifact --work runs/systems \
 	  --reference minilm-ft --parent minilm-effir-drop2=minilm-ft --control \
-	  --systems minilm,$(FT),$(MODELS)/minilm-effir-drop2,$(subst $(eval) ,$(comma),$(BASELINES))
+	  --systems minilm,$(FT),$(MODELS)/minilm-effir-drop2,$(subst $(eval) ,$(comma),$(BASELINES)) \
+	  $(addprefix --threads ,$(THREADS))
 
 # ---- The LLM retriever: SmolLM2-135M trained here, EffiR-compressed, kept as small artefacts under models/ ----
 # Every system gets the same data, steps and settings: one epoch (101 steps of 16 queries) of SciFact's train
@@ -161,5 +164,6 @@ MINILM_REPORT := $(firstword $(wildcard runs/baselines-scifact/report.json runs/
 demo-llm: install $(foreach s,$(LLM_BUILT),$(LLM)/rebuilt/$(s)/effir.json)
 	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/demo-llm --work $(LLM)/systems --reference $(LLM_REF) \
 	  --control --timing-docs 64 --timing-queries 64 --rounds 5 $(addprefix --beside ,$(MINILM_REPORT)) \
+	  $(addprefix --threads ,$(THREADS)) \
 	  --systems bm25,smollm2-zs=$(LLM_BASE)$(subst $(eval) ,,$(foreach s,$(LLM_BUILT),$(comma)$(s)=$(LLM)/rebuilt/$(s))) \
 	  $(foreach s,$(filter-out smollm2-ft,$(LLM_BUILT)),--parent $(s)=$(LLM_REF))
