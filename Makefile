@@ -159,11 +159,20 @@ $(LLM)/rebuilt/%/effir.json: models/%/manifest.json | install
 
 # the EffiR systems are compared with smollm2-ft, the full model with the same training (once it is built)
 LLM_REF := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft,smollm2-zs)
+# the paper's baselines at this scale, applied to smollm2-ft without further training: int8 and SparseGPT 50 %
+LLM_FT := $(LLM)/rebuilt/smollm2-ft
+LLM_BASELINES := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft-int8 smollm2-ft-sparsegpt50)
+$(LLM)/baselines/smollm2-ft-int8/effir.json: $(LLM_FT)/effir.json
+	$(BIN)/effir compress quantize -m $(LLM_FT) --method int8-dynamic --out $(LLM)/baselines/smollm2-ft-int8
+$(LLM)/baselines/smollm2-ft-sparsegpt50/effir.json: $(LLM_FT)/effir.json
+	$(BIN)/effir compress sparsegpt -m $(LLM_FT) --ratio 0.5 --dataset $(DATA)/scifact \
+	  --out $(LLM)/baselines/smollm2-ft-sparsegpt50
 # MiniLM's compressed rows (from `make demo-baselines`, else `make demo`) join the plot, when they exist
 MINILM_REPORT := $(firstword $(wildcard runs/baselines-scifact/report.json runs/demo-scifact/report.json))
-demo-llm: install $(foreach s,$(LLM_BUILT),$(LLM)/rebuilt/$(s)/effir.json)
+demo-llm: install $(foreach s,$(LLM_BUILT),$(LLM)/rebuilt/$(s)/effir.json) \
+          $(foreach s,$(LLM_BASELINES),$(LLM)/baselines/$(s)/effir.json)
 	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/demo-llm --work $(LLM)/systems --reference $(LLM_REF) \
 	  --control --timing-docs 64 --timing-queries 64 --rounds 5 $(addprefix --beside ,$(MINILM_REPORT)) \
 	  $(addprefix --threads ,$(THREADS)) \
-	  --systems bm25,smollm2-zs=$(LLM_BASE)$(subst $(eval) ,,$(foreach s,$(LLM_BUILT),$(comma)$(s)=$(LLM)/rebuilt/$(s))) \
-	  $(foreach s,$(filter-out smollm2-ft,$(LLM_BUILT)),--parent $(s)=$(LLM_REF))
+	  --systems bm25,smollm2-zs=$(LLM_BASE)$(subst $(eval) ,,$(foreach s,$(LLM_BUILT),$(comma)$(s)=$(LLM)/rebuilt/$(s))$(foreach s,$(LLM_BASELINES),$(comma)$(s)=$(LLM)/baselines/$(s))) \
+	  $(foreach s,$(filter-out smollm2-ft,$(LLM_BUILT)) $(LLM_BASELINES),--parent $(s)=$(LLM_REF))

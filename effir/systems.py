@@ -39,14 +39,19 @@ def parse_systems(systems: list[str]) -> tuple[list[tuple[str, str]], dict[str, 
 
 
 def describe_training(spec) -> str:
-    runs = [h for h in spec.extra.get("history", []) if h.get("step") == "train"]
-    if not runs:
+    """The model's last training, and the steps that changed it afterwards without training (a compression
+    applied to a trained parent)."""
+    history = spec.extra.get("history", [])
+    trained = [i for i, h in enumerate(history) if h.get("step") == "train"]
+    if not trained:
         return "none"
-    h = runs[-1]
+    h = history[trained[-1]]
     cfg = h.get("config", {})
     steps = h.get("steps_run") or cfg.get("max_steps") or f"{cfg.get('epochs')} epoch(s)"
     how = f"LoRA r{cfg.get('lora_r')}" if cfg.get("lora") else "full"
-    return f"{steps} steps, {how}, {h.get('examples')} examples"
+    later = [x.get("step") for x in history[trained[-1] + 1:]]
+    return f"{steps} steps, {how}, {h.get('examples')} examples" + (
+        f"; then {', '.join(later)}, untrained" if later else "")
 
 
 def check_parents(names: list[str], explicit: dict[str, str]) -> None:

@@ -64,6 +64,7 @@ def test_bench_report(tmp_path, dataset200, tiny_bert):
     assert (full["parent"], ft["parent"], comp["parent"]) == (None, "full", "tiny-ft")
     assert comp["retention"] == pytest.approx(comp["ndcg@10"] / ft["ndcg@10"], abs=1e-4)
     assert ft["trained"].startswith("2 steps") and full["trained"] == "none"
+    assert comp["trained"].startswith("2 steps") and comp["trained"].endswith("; then drop, untrained")
     from effir.eval.significance import compare
 
     per_query = json.loads((out / "per_query.json").read_text())
