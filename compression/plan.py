@@ -8,10 +8,11 @@ For a plan (D, r) — drop the MLP sublayers D, then cut a share r of the remain
     removed(D, r) = Σ_{l ∈ D} S_l + Σ_{c ∈ C} S_{l(c)} · a_c / Σ_{c' ∈ l(c)} a_c'
 
 F_mlp, F from `info.flops_by_part` (projections, MLP, attention scores); S_l the sublayer importance
-1 − cos(x, x + F(x)), or its marginal output drift where `analyze --drift-steps` measured the greedy order; a_c the channel's activation-weighted norm (`importance.py`); C the r-share of the remaining
-channels with the least importance. Every channel of a width-d MLP costs the same FLOPs, so the ratio depends on r
-alone, whichever channels self-slimming later removes. For each depth n the first n of the ranking are dropped
-(`importance.mlp_ranking`, as `drop` does) and r is the least width cut that reaches the target; the plan with the least importance removed
+1 − cos(x, x + F(x)), or its marginal output drift where `analyze --drift-steps` measured the greedy order; a_c the
+channel's activation-weighted norm (`importance.py`); C the r-share of the remaining channels with the least
+importance. Every channel of a width-d MLP costs the same FLOPs, so the ratio depends on r alone, whichever channels
+self-slimming later removes. For each depth n the first n of the ranking are dropped (`importance.mlp_ranking`, as
+`drop` does) and r is the least width cut that reaches the target; the plan with the least importance removed
 wins. The target binds on documents (the longer sequence); the query ratio is reported beside it.
 """
 
