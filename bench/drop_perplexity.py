@@ -1,11 +1,13 @@
 """What dropping MLP sublayers does to the language model itself, before any retrieval training.
 
 Loads the model with its language-model head, removes MLP sublayers exactly as `effir compress drop` does
-(`architecture.mlps_dropped`), and prints the perplexity on 24 SciFact corpus texts (128 tokens each) for: the
-full model, every single MLP dropped alone (drop-one), the cuts `effir compress analyze`'s cosine importance chooses
-(the d-least-important), the cuts the drop-one perplexities choose, and, when the importance file has it
-(`analyze --drift-steps`), the cuts of the greedy output-drift order; each cut with its output drift too. A sublayer the cosine score calls
-unimportant can still hold the model up: this shows which, and how far a cut is from what training must repair.
+(`architecture.mlps_dropped`), and prints the perplexity on 24 SciFact corpus texts (128 tokens each, as the plain
+tokenizer cuts them) for: the full model, every single MLP dropped alone (drop-one), the cuts `effir compress
+analyze`'s cosine importance chooses (the d-least-important), the cuts the drop-one perplexities choose, and, when
+the importance file has it (`analyze --drift-steps`), the cuts of the greedy output-drift order. Each cut also gets
+its output drift D (`importance.drift_sum`), measured on these texts rather than on analyze's calibration texts. A
+sublayer the cosine score calls unimportant can still hold the model up: this shows which, and how far a cut is from
+what training must repair.
 
     .venv/bin/python bench/drop_perplexity.py --importance runs/llm/importance/importance.json
 """
@@ -33,7 +35,7 @@ def main():
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from effir.compression.importance import least_important, mlp_to_drop
+    from effir.compression.importance import drift_sum, least_important, mlp_to_drop
     from effir.core.data import BeirDataset, sample_texts
     from effir.core.device import configure_threads
     from effir.core.models import resolve
@@ -46,28 +48,31 @@ def main():
     texts = sample_texts(BeirDataset(args.dataset).corpus(), args.texts, seed=1)
     batches = [tokenizer(t, return_tensors="pt", truncation=True, max_length=args.max_length) for t in texts]
 
-    reference: list = []
-
-    def measure(dropped: list[int]) -> tuple[float, float]:
-        """(perplexity, output drift D = mean over tokens of 1 − cos of the last hidden states against the full
-        model's, as `compress analyze --drift-steps` measures it)."""
-        total = tokens = drift = 0.0
+    def forward(dropped: list[int]) -> tuple[float, list]:
+        """(perplexity, last hidden states per text) with these MLPs dropped."""
+        total = tokens = 0.0
+        hidden = []
         with torch.no_grad(), architecture.mlps_dropped(full.model, dropped):
-            for b, ids in enumerate(batches):
+            for ids in batches:
                 out = full(**ids, labels=ids["input_ids"], output_hidden_states=True)
                 n = ids["input_ids"].shape[1] - 1  # predicted tokens
                 total += out.loss.item() * n
                 tokens += n
-                last = out.hidden_states[-1][0]
-                if len(reference) < len(batches):
-                    reference.append(last)
-                drift += (1 - torch.nn.functional.cosine_similarity(last, reference[b], dim=-1)).sum().item()
-        return round(math.exp(total / tokens), 1), round(drift / sum(x["input_ids"].shape[1] for x in batches), 4)
+                hidden.append(out.hidden_states[-1][0])
+        return round(math.exp(total / tokens), 1), hidden
+
+    full_perplexity, reference = forward([])
+    n_tokens = sum(x["input_ids"].shape[1] for x in batches)
+
+    def measure(dropped: list[int]) -> tuple[float, float]:
+        """(perplexity, output drift D against the full model)."""
+        p, hidden = forward(dropped)
+        return p, round(sum(drift_sum(h, r) for h, r in zip(hidden, reference)) / n_tokens, 4)
 
     scores = json.loads(Path(args.importance).read_text())
     cosine = scores["mlp"]
     layers = len(cosine)
-    result = {"model": args.model, "full": measure([])[0]}
+    result = {"model": args.model, "full": full_perplexity}
     print(f"{args.model}: perplexity on {args.texts} SciFact texts ({args.max_length} tokens): full {result['full']}")
     result["drop_one"] = {i: measure([i])[0] for i in range(layers)}
     print("dropped alone: " + ", ".join(f"MLP {i} {p}" for i, p in result["drop_one"].items()))

@@ -4,7 +4,8 @@ Trains LoRA (r 16, α 32, every projection; every weight with --full) with the p
 negatives) on SciFact *train* pairs (no test data) at a constant learning rate, and prints, per step, the in-batch
 top-1 of the batch *before* the update (chance 1/batch) and the spread of its scores. With `--pool 0` the same
 `--batch` pairs come every step (can it memorise?); with `--pool N` each step draws a fresh batch from N pairs, so
-top-1 measures what the model has learned beyond the pairs it saw. A collapse shows as the spread falling towards 0 with top-1 at chance.
+top-1 measures what the model has learned beyond the pairs it saw. A collapse shows as the spread falling towards 0
+with top-1 at chance.
 
     .venv/bin/python bench/probe_training.py --pool 500 --steps 40 --lr 3e-4 --pooling last
     .venv/bin/python bench/probe_training.py --pool 500 --steps 40 --lr 3e-4 --pooling mean

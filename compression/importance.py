@@ -128,6 +128,12 @@ def _channel_scores(layer, sq: torch.Tensor | None) -> list[float] | None:
     return [float(f"{x:.4g}") for x in a.tolist()]
 
 
+def drift_sum(hidden: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """Σ over real tokens of 1 − cos(h, h_ref): the numerator of the output drift D (tokens on the last axis but one)."""
+    d = 1 - F.cosine_similarity(hidden.float(), reference.float(), dim=-1)
+    return float((d * mask).sum() if mask is not None else d.sum())
+
+
 def _last_hidden(model, batches) -> list[torch.Tensor]:
     return [model(input_ids=ids, attention_mask=mask).last_hidden_state.float() for ids, mask in batches]
 
@@ -152,9 +158,7 @@ def greedy_mlp_drift(model, tokenizer, texts: list[str], steps: int, max_length:
     def drift(removed: list[int]) -> float:
         with architecture.mlps_dropped(model, removed):
             hidden = _last_hidden(model, batches)
-        total = sum(((1 - F.cosine_similarity(h, r, dim=-1)) * m).sum().item()
-                    for h, r, m in zip(hidden, reference, masks))
-        return total / tokens
+        return sum(drift_sum(h, r, m) for h, r, m in zip(hidden, reference, masks)) / tokens
 
     order, curve, candidates = [], [], {}
     for _ in range(steps):

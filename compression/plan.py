@@ -55,10 +55,9 @@ def flop_ratio(parts: dict[int, dict[str, int]], dropped: list[int], reduction: 
     return total / (total - dropped_mlp - reduction * kept_mlp)
 
 
-def _channel_costs(scores: dict, kept_layers: list[int]) -> list[float]:
-    """S_l · a_c / Σ a over every channel of the kept MLP sublayers, cheapest first."""
+def _channel_costs(scores: dict, kept_layers: list[int], layer_costs: list) -> list[float]:
+    """S_l · a_c / Σ a over every channel of the kept MLP sublayers, cheapest first (S_l from `layer_costs`)."""
     channels = scores.get("mlp_channels") or [None] * len(scores["mlp"])
-    layer_costs = mlp_costs(scores)
     costs = []
     for i in kept_layers:
         a = channels[i]
@@ -73,8 +72,8 @@ def _plan(scores: dict, doc_parts: dict, query_parts: dict, n_drop: int, reducti
           query_seq_len: int, target: float | None = None) -> Plan:
     present = [i for i, s in enumerate(scores["mlp"]) if s is not None]
     dropped = mlp_to_drop(scores, n_drop)
-    costs = _channel_costs(scores, [i for i in present if i not in dropped]) if reduction else []
     layer_costs = mlp_costs(scores)
+    costs = _channel_costs(scores, [i for i in present if i not in dropped], layer_costs) if reduction else []
     removed = sum(layer_costs[i] for i in dropped) + sum(costs[:int(round(reduction * len(costs)))])
     ranking = "greedy output drift" if scores.get("mlp_drift") else "cosine importance"
     return Plan(dropped, reduction, round(removed, 6), round(flop_ratio(doc_parts, dropped, reduction), 4),

@@ -157,17 +157,16 @@ def beside_points(report_json) -> dict:
         raise EffirError(f"{path}: not an `effir bench` report.json (needs dataset, reference and systems)") from None
 
 
-def _retention_panel(ax, result: dict) -> None:
+def _retention_panel(ax, own: list[dict], beside: list[dict]) -> None:
     """Quality kept (nDCG@10 / parent's) against document speedup: this report's compressed rows, filled; the rows
     of the reports named by --beside, hollow; the parent at (1, 1)."""
-    own = _retention_points([r.to_json() for r in result["systems"]])
     ax.scatter([1.0], [1.0], s=40, color="black")
     ax.annotate("parent", (1.0, 1.0), textcoords="offset points", xytext=(4, 4), fontsize=8)
     for p in own:
         ax.scatter(p["doc_speedup"], p["retention"], s=40, color="tab:red")
         ax.annotate(p["name"], (p["doc_speedup"], p["retention"]), textcoords="offset points", xytext=(4, 4),
                     fontsize=8)
-    for other, color in zip(result.get("beside", []), ("tab:grey", "tab:green", "tab:purple", "tab:orange")):
+    for other, color in zip(beside, ("tab:grey", "tab:green", "tab:purple", "tab:orange")):
         for p in other["systems"]:
             ax.scatter(p["doc_speedup"], p["retention"], s=40, facecolors="none", edgecolors=color)
             ax.annotate(p["name"], (p["doc_speedup"], p["retention"]), textcoords="offset points", xytext=(4, -10),
@@ -175,7 +174,7 @@ def _retention_panel(ax, result: dict) -> None:
     ax.axhline(0.97, ls=":", color="grey", lw=1)
     ax.set_xlabel("document speedup against the reference (measured)")
     ax.set_ylabel("nDCG@10 kept of the parent's")
-    ax.set_title("quality kept against speed" + (" (hollow: --beside reports)" if result.get("beside") else ""))
+    ax.set_title("quality kept against speed" + (" (hollow: --beside reports)" if beside else ""))
 
 
 def pareto_plot(result: dict, path: Path) -> None:
@@ -189,7 +188,8 @@ def pareto_plot(result: dict, path: Path) -> None:
 
     names = result.get("datasets") or [result["dataset"]]
     several = len(names) > 1
-    kept = bool(result.get("beside") or _retention_points([r.to_json() for r in result["systems"]]))
+    own, beside = _retention_points([r.to_json() for r in result["systems"]]), result.get("beside", [])
+    kept = bool(own or beside)
     panels = 1 + several + kept
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)
     axes = axes[0]
@@ -219,7 +219,7 @@ def pareto_plot(result: dict, path: Path) -> None:
         bars.set_title("per collection and average")
         bars.legend(fontsize=7)
     if kept:
-        _retention_panel(axes[-1], result)
+        _retention_panel(axes[-1], own, beside)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
