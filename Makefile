@@ -120,7 +120,7 @@ LLM_TRAIN := --dataset $(DATA)/scifact --split train --title-body $(DATA)/scifac
 LLM_COSINE := $(LLM)/importance/importance.json
 LLM_DRIFT  := $(LLM)/importance-drift/importance.json
 LLM_EFFIR := $(BIN)/effir compress effir -m $(LLM_BASE) $(LLM_TRAIN) --slim-steps 40 --importance
-LLM_SYSTEMS := smollm2-ft smollm2-effir-d8 smollm2-effir-d15 smollm2-effir smollm2-effir-2x
+LLM_SYSTEMS := smollm2-ft smollm2-effir-d8 smollm2-effir-d8-drift smollm2-effir-d15 smollm2-effir smollm2-effir-2x
 
 TRAIN_smollm2-ft          = $(BIN)/effir compress train -m $(LLM_BASE) $(LLM_TRAIN) --out $(LLM)/smollm2-ft
 TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
@@ -128,6 +128,10 @@ TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
 IMPORTANCE_smollm2-effir-d8 = $(LLM_COSINE)
 TRAIN_smollm2-effir-d8    = $(LLM_EFFIR) $(LLM_COSINE) --drop-fraction 0.267 --reduction 0 --out $(LLM)/smollm2-effir-d8
 TRAINED_smollm2-effir-d8  = $(LLM)/smollm2-effir-d8/3-final
+# the same depth cut chosen by the greedy output-drift order instead: cosine against drift at equal cost
+IMPORTANCE_smollm2-effir-d8-drift = $(LLM_DRIFT)
+TRAIN_smollm2-effir-d8-drift    = $(LLM_EFFIR) $(LLM_DRIFT) --drop-fraction 0.267 --reduction 0 --out $(LLM)/smollm2-effir-d8-drift
+TRAINED_smollm2-effir-d8-drift  = $(LLM)/smollm2-effir-d8-drift/3-final
 IMPORTANCE_smollm2-effir-d15 = $(LLM_DRIFT)
 TRAIN_smollm2-effir-d15   = $(LLM_EFFIR) $(LLM_DRIFT) --drop-fraction 0.5 --reduction 0 --out $(LLM)/smollm2-effir-d15
 TRAINED_smollm2-effir-d15 = $(LLM)/smollm2-effir-d15/3-final
@@ -162,11 +166,19 @@ LLM_REF := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft,smollm2-zs)
 # the paper's baselines at this scale, applied to smollm2-ft without further training: int8 and SparseGPT 50 %
 LLM_FT := $(LLM)/rebuilt/smollm2-ft
 LLM_BASELINES := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft-int8 smollm2-ft-sparsegpt50)
+PARENT_smollm2-ft-int8 := smollm2-ft
+PARENT_smollm2-ft-sparsegpt50 := smollm2-ft
 $(LLM)/baselines/smollm2-ft-int8/effir.json: $(LLM_FT)/effir.json
 	$(BIN)/effir compress quantize -m $(LLM_FT) --method int8-dynamic --out $(LLM)/baselines/smollm2-ft-int8
 $(LLM)/baselines/smollm2-ft-sparsegpt50/effir.json: $(LLM_FT)/effir.json
 	$(BIN)/effir compress sparsegpt -m $(LLM_FT) --ratio 0.5 --dataset $(DATA)/scifact \
 	  --out $(LLM)/baselines/smollm2-ft-sparsegpt50
+# the deepest trained EffiR cut with dynamic int8 on top, no further training: how far the two stack
+LLM_BASELINES += $(if $(filter smollm2-effir-d15,$(LLM_BUILT)),smollm2-effir-d15-int8)
+PARENT_smollm2-effir-d15-int8 := smollm2-effir-d15
+$(LLM)/baselines/smollm2-effir-d15-int8/effir.json: $(LLM)/rebuilt/smollm2-effir-d15/effir.json
+	$(BIN)/effir compress quantize -m $(LLM)/rebuilt/smollm2-effir-d15 --method int8-dynamic \
+	  --out $(LLM)/baselines/smollm2-effir-d15-int8
 # MiniLM's compressed rows (from `make demo-baselines`, else `make demo`) join the plot, when they exist
 MINILM_REPORT := $(firstword $(wildcard runs/baselines-scifact/report.json runs/demo-scifact/report.json))
 demo-llm: install $(foreach s,$(LLM_BUILT),$(LLM)/rebuilt/$(s)/effir.json) \
@@ -175,4 +187,14 @@ demo-llm: install $(foreach s,$(LLM_BUILT),$(LLM)/rebuilt/$(s)/effir.json) \
 	  --control --timing-docs 64 --timing-queries 64 --rounds 5 $(addprefix --beside ,$(MINILM_REPORT)) \
 	  $(addprefix --threads ,$(THREADS)) \
 	  --systems bm25,smollm2-zs=$(LLM_BASE)$(subst $(eval) ,,$(foreach s,$(LLM_BUILT),$(comma)$(s)=$(LLM)/rebuilt/$(s))$(foreach s,$(LLM_BASELINES),$(comma)$(s)=$(LLM)/baselines/$(s))) \
-	  $(foreach s,$(filter-out smollm2-ft,$(LLM_BUILT)) $(LLM_BASELINES),--parent $(s)=$(LLM_REF))
+	  $(foreach s,$(filter-out smollm2-ft,$(LLM_BUILT)),--parent $(s)=$(LLM_REF)) \
+	  $(foreach s,$(LLM_BASELINES),--parent $(s)=$(PARENT_$(s)))
+	$(if $(and $(filter smollm2-ft,$(LLM_BUILT)),$(filter $(LLM_BEST),$(LLM_BUILT))),$(LLM_TRANSFER))
+
+# transfer: smollm2-ft and the EffiR system that keeps most of it on SciFact, on two collections never trained on
+# (quality only: speed is the SciFact run's)
+LLM_BEST := smollm2-effir-d8-drift
+LLM_TRANSFER = $(BIN)/effir bench --dataset $(DATA)/cranfield --dataset $(DATA)/cisi --out runs/demo-llm/transfer \
+	  --work $(LLM)/systems --reference smollm2-ft --rounds 0 $(addprefix --threads ,$(THREADS)) \
+	  --systems bm25,smollm2-ft=$(LLM)/rebuilt/smollm2-ft,$(LLM_BEST)=$(LLM)/rebuilt/$(LLM_BEST) \
+	  --parent $(LLM_BEST)=smollm2-ft

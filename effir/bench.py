@@ -108,7 +108,7 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
     rng = random.Random(seed)
     doc_sample = [d.contents for d in rng.sample(list(ds.corpus()), min(timing_docs, ds.corpus().count))]
     query_sample = rng.sample(list(ds.queries().values()), min(timing_queries, len(ds.queries())))
-    if encoders:
+    if encoders and rounds > 0:  # rounds 0: quality and analytic cost only
         timed = dict(encoders)
         if control and ref in encoders:  # the reference once more, as a second system: must read 1.00x
             timed[f"{ref}-control"] = Encoder(encoders[ref].spec)
@@ -135,8 +135,8 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
 
     result = {"dataset": names[0], "datasets": names, "split": split, "factory": factory, "reference": ref,
               "machine": describe_machine(),
-              "timing": {"dataset": names[0], "docs": len(doc_sample) if encoders else 0,
-                         "queries": len(query_sample) if encoders else 0, "rounds": rounds, "query_batch": query_batch,
+              "timing": {"dataset": names[0], "docs": len(doc_sample) if timing else 0,
+                         "queries": len(query_sample) if timing else 0, "rounds": rounds, "query_batch": query_batch,
                          "median_tokens": {"doc": lengths[0], "query": lengths[1]} if lengths else None,
                          "order": "alternating A B C / C B A after one warm-up round; medians of per-round ratios",
                          "control": control_row,
@@ -163,7 +163,8 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
 @click.option("--timing-docs", default=256, show_default=True, help="documents in the interleaved timing sample")
 @click.option("--timing-queries", default=100, show_default=True)
 @click.option("--query-batch", default=32, show_default=True, help="batch size of the batched query timing")
-@click.option("--rounds", default=5, show_default=True, help="timing rounds (medians of per-round ratios)")
+@click.option("--rounds", default=5, show_default=True, type=click.IntRange(min=0),
+              help="timing rounds (medians of per-round ratios); 0: no timing, quality and analytic cost only")
 @click.option("--control", is_flag=True, help="also time the reference as a second system: must read 1.00x ± 0.05")
 @click.option("--work", type=click.Path(), default=None,
               help="where each system's shards, index and run go (default OUT/systems); share it between benches "

@@ -92,13 +92,19 @@ def markdown(result: dict, importance_png: str | None) -> str:
                    f"{_fmt(r.p_value_vs_parent, '.4f')} | {_fmt(r.p_value_vs_full, '.4f')} |")
     out += _collections_table(result)
     lengths = t.get("median_tokens") or {}
-    out += ["", "## Model cost and speed", "",
-            f"Speed: {t['docs']} documents, {t['queries']} queries one at a time and the same queries in batches of "
-            f"{t.get('query_batch', '–')}, encoded by every system in {t['rounds']} interleaved rounds after a "
-            f"warm-up ({t['order']}); each speedup is the median of the per-round ratios, (min–max) over rounds. "
-            f"FLOP ratios are analytic, at the median lengths of the timing sample ({lengths.get('doc', '–')} "
-            f"document tokens, {lengths.get('query', '–')} query tokens); realised = doc speedup / FLOP ratio.", ""]
-    out += _control_line(t)
+    out += ["", "## Model cost and speed", ""]
+    if not t["docs"]:
+        out += [f"Not timed (`--rounds 0`): quality and analytic cost only. FLOP ratios are analytic, at the median "
+                f"lengths of the documents and queries sampled for timing ({lengths.get('doc', '–')} document tokens, "
+                f"{lengths.get('query', '–')} query tokens).", ""]
+    else:
+        out += [f"Speed: {t['docs']} documents, {t['queries']} queries one at a time and the same queries in "
+                f"batches of {t.get('query_batch', '–')}, encoded by every system in {t['rounds']} interleaved rounds "
+                f"after a warm-up ({t['order']}); each speedup is the median of the per-round ratios, (min–max) over "
+                f"rounds. FLOP ratios are analytic, at the median lengths of the timing sample "
+                f"({lengths.get('doc', '–')} document tokens, {lengths.get('query', '–')} query tokens); realised = "
+                f"doc speedup / FLOP ratio.", ""]
+        out += _control_line(t)
     out += ["| system | params | non-emb. params | model MB | FLOP ratio doc / query | docs/s | doc speedup | "
             "realised | query speedup (1 at a time) | query speedup (batched) |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -108,7 +114,7 @@ def markdown(result: dict, importance_png: str | None) -> str:
         realised = r.doc_speedup / r.flops_ratio if r.flops_ratio and r.doc_speedup else None
         out.append(f"| {r.name} | {r.params:,} | {r.params_non_embedding:,} | {r.model_bytes / 1e6:.1f} | "
                    f"{_fmt(r.flops_ratio, '.2f')}× / {_fmt(r.query_flops_ratio, '.2f')}× | "
-                   f"{r.docs_per_s:.1f} | {_speed(r, 'doc')} | {_fmt(realised and 100 * realised, '.0f')}% | "
+                   f"{_fmt(r.docs_per_s, '.1f')} | {_speed(r, 'doc')} | {_fmt(realised and 100 * realised, '.0f')}% | "
                    f"{_speed(r, 'query')} | {_speed(r, 'query_batch')} |")
     out += ["", "## Index and search", "",
             "| system | index build s | index MB | bytes/vector | build RSS rise MB | search p50 ms | search p95 ms | "

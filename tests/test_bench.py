@@ -162,3 +162,24 @@ def test_bench_over_several_collections(tmp_path, dataset200, tiny_bert):
         assert s["average"]["ndcg@10"] == pytest.approx((per["d200"]["ndcg@10"] + per["other"]["ndcg@10"]) / 2,
                                                         abs=1e-4)
     assert "## Per collection" in (out / "report.md").read_text()
+
+
+def test_bench_without_timing(tmp_path, dataset200, tiny_bert):
+    """--rounds 0: quality and analytic cost only; nothing timed, so no speed figure in the report."""
+    from effir.compression.steps import drop
+
+    compressed = tmp_path / "tiny-drop1"
+    drop(str(tiny_bert), compressed, None, mlp_layers=[1])
+    out = tmp_path / "quality"
+    r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", f"full={tiny_bert},{compressed}",
+                                  "--out", str(out), "--rounds", "0", "--control"])
+    assert r.exit_code == 0, r.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["timing"]["docs"] == 0 and report["timing"]["control"] is None
+    comp = next(s for s in report["systems"] if s["name"] == "tiny-drop1")
+    assert comp["retention"] is not None and comp["flops_ratio"] > 1.0
+    assert all(s[k] is None for s in report["systems"] for k in ("doc_speedup", "query_speedup", "docs_per_s"))
+    assert "Not timed (`--rounds 0`)" in (out / "report.md").read_text()
+    r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", str(tiny_bert),
+                                  "--out", str(tmp_path / "bad"), "--rounds", "-1"])
+    assert r.exit_code != 0 and "--rounds" in r.output
