@@ -119,8 +119,10 @@ LLM_TRAIN := --dataset $(DATA)/scifact --split train --title-body $(DATA)/scifac
              --lr 3e-4 --temperature 0.05 --epochs 1 --pooling mean
 LLM_COSINE := $(LLM)/importance/importance.json
 LLM_DRIFT  := $(LLM)/importance-drift/importance.json
+LLM_FT     := $(LLM)/rebuilt/smollm2-ft
 LLM_EFFIR := $(BIN)/effir compress effir -m $(LLM_BASE) $(LLM_TRAIN) --slim-steps 40 --importance
-LLM_SYSTEMS := smollm2-ft smollm2-effir-d8 smollm2-effir-d8-drift smollm2-effir-d15 smollm2-effir smollm2-effir-2x
+LLM_SYSTEMS := smollm2-ft smollm2-effir-d8 smollm2-effir-d8-drift smollm2-effir-d15 smollm2-effir smollm2-effir-2x \
+               smollm2-effir-d15-distilled
 
 TRAIN_smollm2-ft          = $(BIN)/effir compress train -m $(LLM_BASE) $(LLM_TRAIN) --out $(LLM)/smollm2-ft
 TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
@@ -142,17 +144,29 @@ IMPORTANCE_smollm2-effir-2x = $(LLM_DRIFT)
 TRAIN_smollm2-effir-2x    = $(LLM_EFFIR) $(LLM_DRIFT) --target-speedup 2.0 --out $(LLM)/smollm2-effir-2x
 TRAINED_smollm2-effir-2x  = $(LLM)/smollm2-effir-2x/3-final
 
+# the same d15 cut made from smollm2-ft instead of the base (its own greedy drift order), and taught only to imitate
+# smollm2-ft's embeddings (1 − cos, no InfoNCE) with the same data and steps: what the cut loses of its trained parent
+LLM_FT_DRIFT := $(LLM)/importance-ft-drift/importance.json
+BASE_smollm2-effir-d15-distilled := models/smollm2-ft
+IMPORTANCE_smollm2-effir-d15-distilled = $(LLM_FT_DRIFT)
+TRAIN_smollm2-effir-d15-distilled = $(BIN)/effir compress effir -m $(LLM_FT) $(LLM_TRAIN) --importance $(LLM_FT_DRIFT) \
+  --drop-fraction 0.5 --reduction 0 --distill-from $(LLM_FT) --contrastive-weight 0 --out $(LLM)/smollm2-effir-d15-distilled
+TRAINED_smollm2-effir-d15-distilled = $(LLM)/smollm2-effir-d15-distilled/3-final
+
 $(LLM_COSINE): | install
 	$(BIN)/effir compress analyze -m $(LLM_BASE) --dataset $(DATA)/scifact --out $(LLM)/importance
 
 $(LLM_DRIFT): | install
 	$(BIN)/effir compress analyze -m $(LLM_BASE) --dataset $(DATA)/scifact --drift-steps 15 --out $(LLM)/importance-drift
 
+$(LLM_FT_DRIFT): $(LLM_FT)/effir.json
+	$(BIN)/effir compress analyze -m $(LLM_FT) --dataset $(DATA)/scifact --drift-steps 15 --out $(LLM)/importance-ft-drift
+
 # make train-llm SYSTEM=<name>: the training that made models/<name>/ (resumes from its checkpoints), then export
 train-llm: install $(IMPORTANCE_$(SYSTEM))
 	@test -n "$(TRAIN_$(SYSTEM))" || { echo "SYSTEM must be one of: $(LLM_SYSTEMS)"; exit 2; }
 	$(TRAIN_$(SYSTEM))
-	$(BIN)/effir compress export $(TRAINED_$(SYSTEM)) --base $(LLM_BASE) --dataset $(DATA)/scifact \
+	$(BIN)/effir compress export $(TRAINED_$(SYSTEM)) --base $(or $(BASE_$(SYSTEM)),$(LLM_BASE)) --dataset $(DATA)/scifact \
 	  --out models/$(SYSTEM) --command "make train-llm SYSTEM=$(SYSTEM)"
 
 # make demo-llm: every system rebuilt from models/ (no training), encoded, evaluated and timed in one report.
@@ -164,7 +178,6 @@ $(LLM)/rebuilt/%/effir.json: models/%/manifest.json | install
 # the EffiR systems are compared with smollm2-ft, the full model with the same training (once it is built)
 LLM_REF := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft,smollm2-zs)
 # the paper's baselines at this scale, applied to smollm2-ft without further training: int8 and SparseGPT 50 %
-LLM_FT := $(LLM)/rebuilt/smollm2-ft
 LLM_BASELINES := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft-int8 smollm2-ft-sparsegpt50)
 PARENT_smollm2-ft-int8 := smollm2-ft
 PARENT_smollm2-ft-sparsegpt50 := smollm2-ft

@@ -8,6 +8,11 @@
     probe.safetensors      embeddings of fixed probe documents by the rebuilt model, with their ids in the manifest
 
     rebuilt = merge(LoRA, slice(drop(base, D), kept channels, scales))
+
+The base is a model (registry name or folder; its checksum is over its weights) or another artefact folder, an
+uncompressed trained parent that a system was cut from (rebuilt first; its checksum is over what fixes its weights:
+its own base's checksum and the sha256 of each of its weight files, so the check does not depend on how a machine rounds
+the LoRA merge, and the parent's figures may be updated).
 """
 
 from __future__ import annotations
@@ -68,11 +73,34 @@ def _files(folder: Path) -> dict[str, str]:
 
 
 def _base_model(base: str):
+    """(spec, network, tokenizer, checksum) of the model a system was made from; see the module's docstring."""
+    if (Path(base) / MANIFEST).exists():
+        parent = verify(base)
+        if parent["dropped_mlp"] or parent["dropped_attn"] or parent["mlp_widths"]:
+            raise ArtefactError(f"base artefact {base} is itself compressed; a base artefact must be a full model")
+        spec, net, tok = _rebuilt(Path(base), parent)
+        return spec, net, tok, _artefact_checksum(parent)
     spec = resolve(base)
     net, tok = load_model(spec, device="cpu", dtype="float32")
     if spec.is_compressed:
         raise ArtefactError(f"base model {base} is itself compressed; give the model it was made from")
-    return spec, net, tok
+    return spec, net, tok, weights_checksum(net)
+
+
+def _artefact_checksum(manifest: dict) -> str:
+    fixed = {k: manifest[k] for k in ("base", "base_sha256", "dropped_mlp", "dropped_attn", "mlp_widths")}
+    fixed["files"] = {name: digest for name, digest in manifest["files"].items() if name != PROBE}  # not weights
+    return hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()
+
+
+def _rebuilt(folder: Path, manifest: dict):
+    """The system in `folder` (files already verified), assembled on its base after the base's checksum is checked."""
+    base_spec, net, tok, checksum = _base_model(manifest["base"])
+    if checksum != manifest["base_sha256"]:
+        raise ArtefactError(f"{base_spec.path}: base model `{manifest['base']}` has other weights than the ones "
+                            f"{folder / MANIFEST} was made from (sha256 mismatch)")
+    net = _assemble(folder, manifest, net)
+    return ModelSpec(**{**base_spec.__dict__, **manifest["encoding"]}), net, tok
 
 
 def _assemble(folder: Path, manifest: dict, net: torch.nn.Module) -> torch.nn.Module:
@@ -117,12 +145,7 @@ def rebuild(folder: str | Path, out: str | Path) -> ModelSpec:
     """Rebuild the system in `folder` from its base model into a model folder at `out` (checksums checked first)."""
     folder = Path(folder)
     manifest = verify(folder)
-    base_spec, net, tok = _base_model(manifest["base"])
-    if weights_checksum(net) != manifest["base_sha256"]:
-        raise ArtefactError(f"{base_spec.path}: base model `{manifest['base']}` has other weights than the ones "
-                            f"{folder / MANIFEST} was made from (sha256 mismatch)")
-    net = _assemble(folder, manifest, net)
-    spec = ModelSpec(**{**base_spec.__dict__, **manifest["encoding"]})
+    spec, net, tok = _rebuilt(folder, manifest)
     return save_model_folder(net, tok, spec, out, history=manifest["history"],
                              rebuilt_from={"artefact": str(folder), "base": manifest["base"]})
 
@@ -137,9 +160,9 @@ def export(trained: str | Path, base: str, out: str | Path, probe_ids: list[str]
     adapter = Path(adapter) if adapter else trained_dir / ADAPTER_DIR
     if not (adapter / "adapter_config.json").exists():
         raise ArtefactError(f"{adapter}: no LoRA adapter (train with --lora, or give --adapter)")
-    _, base_net, tok = _base_model(base)
+    _, base_net, tok, base_checksum = _base_model(base)
     history = trained_spec.extra.get("history", [])
-    manifest = {"system": Path(out).name, "base": base, "base_sha256": weights_checksum(base_net),
+    manifest = {"system": Path(out).name, "base": base, "base_sha256": base_checksum,
                 "base_model": trained_spec.extra.get("base_model"),
                 "dropped_mlp": sorted(trained_spec.dropped_mlp), "dropped_attn": sorted(trained_spec.dropped_attn),
                 "mlp_widths": {str(k): v for k, v in sorted(trained_spec.mlp_widths.items())},

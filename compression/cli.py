@@ -13,6 +13,7 @@ from effir.compression.cli_options import (
     calibration_options,
     compress,
     cut_options,
+    distill_options,
     importance_scores,
     model_command,
     parse_ints,
@@ -20,6 +21,7 @@ from effir.compression.cli_options import (
     train_config,
     train_options,
     training_set,
+    with_distillation,
 )
 from effir.core.options import friendly_errors
 
@@ -78,16 +80,14 @@ def drop_cmd(model, out, n_mlp, n_attn, mlp_layers, attn_layers, importance, dat
 @model_command(compress, "train")
 @click.option("--dataset", type=click.Path(exists=True), default=None, help="BEIR folder whose qrels --split is the training set")
 @train_options
-@click.option("--distill-from", default=None, help="teacher model: adds 1 − cos(student, teacher) on every text")
-@click.option("--distill-weight", default=1.0, show_default=True)
+@distill_options
 def train_cmd(model, out, dataset, split, title_body, title_body_limit, passage_max_length, pooling, work,
-              distill_from, distill_weight, **kw):
-    """Retrieval fine-tuning: InfoNCE with in-batch and BM25 hard negatives (LoRA or full)."""
+              distill_from, distill_weight, contrastive_weight, **kw):
+    """Retrieval fine-tuning: InfoNCE with in-batch and BM25 hard negatives (LoRA or full), optionally distilled."""
     from effir.compression.steps import finetune
 
-    cfg = train_config(**kw, default_lr=1e-4 if kw["lora"] else 2e-5)
-    if distill_from:
-        cfg.distill_weight = distill_weight
+    cfg = with_distillation(train_config(**kw, default_lr=1e-4 if kw["lora"] else 2e-5), distill_from,
+                            distill_weight, contrastive_weight)
     work, examples = training_set(out, work, dataset, split, title_body, title_body_limit, cfg.negatives > 0)
     new = finetune(model, out, examples, cfg, work, teacher=distill_from, passage_max_length=passage_max_length,
                    pooling=pooling)
@@ -140,18 +140,22 @@ def plan_cmd(model, dataset, drop_fraction, reduction, target_speedup, importanc
 @click.option("--slim-steps", type=int, default=None, help="gate-training steps of self-slimming (default: as training)")
 @click.option("--slim-lr", default=0.05, show_default=True)
 @train_options
+@distill_options
 def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, importance, slim_steps, slim_lr, split,
-              title_body, title_body_limit, passage_max_length, pooling, work, **kw):
-    """The EffiR recipe: analyze → plan → drop → slim → train, every intermediate folder kept."""
+              title_body, title_body_limit, passage_max_length, pooling, work, distill_from, distill_weight,
+              contrastive_weight, **kw):
+    """The EffiR recipe: analyze → plan → drop → slim → train, every intermediate folder kept; with --distill-from,
+    the last training also imitates that teacher (e.g. the trained model the cut was made from)."""
     from dataclasses import replace
 
     from effir.compression.steps import effir_recipe
 
     cfg = train_config(**kw, default_lr=1e-4 if kw["lora"] else 2e-5)
     slim_cfg = replace(cfg, lr=slim_lr, lora=False, max_steps=slim_steps or cfg.max_steps)
+    cfg = with_distillation(cfg, distill_from, distill_weight, contrastive_weight)
     steps = effir_recipe(model, dataset, out, drop_fraction, reduction, split, title_body, title_body_limit, cfg,
                          slim_cfg, passage_max_length=passage_max_length, target_speedup=target_speedup,
-                         importance=importance, pooling=pooling)
+                         importance=importance, pooling=pooling, teacher=distill_from)
     for name, path in steps.items():
         click.echo(f"{name:>12}: {path}")
 

@@ -63,6 +63,27 @@ def train_config(epochs, batch_size, negatives, lr, temperature, loss, lora, lor
                        max_steps=max_steps, seed=seed)
 
 
+def distill_options(f):
+    opts = [
+        click.option("--distill-from", default=None, help="teacher model: adds 1 − cos(student, teacher) on every text"),
+        click.option("--distill-weight", default=1.0, show_default=True, type=click.FloatRange(min=0)),
+        click.option("--contrastive-weight", default=1.0, show_default=True, type=click.FloatRange(min=0),
+                     help="weight of InfoNCE; 0 with --distill-from: learn only to imitate the teacher"),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def with_distillation(cfg, distill_from, distill_weight, contrastive_weight):
+    """The training config with the loss weights of `distill_options`."""
+    if not contrastive_weight and not distill_from:
+        raise click.UsageError("--contrastive-weight 0 leaves nothing to learn without --distill-from")
+    cfg.contrastive_weight = contrastive_weight
+    cfg.distill_weight = distill_weight if distill_from else 0.0
+    return cfg
+
+
 def cut_options(f):
     opts = [
         click.option("--drop-fraction", default=0.5, show_default=True, type=UNIT_HALF_OPEN, help="share of MLP sublayers to drop (paper: 16/32)"),

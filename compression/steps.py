@@ -200,12 +200,13 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
                  split: str = "train", title_body: list[str] = (), title_body_limit: int = 2000,
                  cfg: TrainConfig | None = None, slim_cfg: TrainConfig | None = None, calibration: int = 256,
                  passage_max_length: int | None = None, device: str = "cpu", target_speedup: float | None = None,
-                 importance: str | None = None, pooling: str | None = None) -> dict:
+                 importance: str | None = None, pooling: str | None = None, teacher: str | None = None) -> dict:
     """analyze → plan → drop → slim → train (the paper's order); every intermediate folder is kept under `out`.
 
     The cut is `drop_fraction` of the MLP sublayers and `reduction` of the remaining width, or, with
     `target_speedup`, the plan that reaches it with the least importance removed (`plan.py`). `pooling` overrides
-    the model's from the first folder on, so every later step trains and encodes with it."""
+    the model's from the first folder on, so every later step trains and encodes with it. `teacher`: the last
+    training also distils from it (`cfg.distill_weight`, `cfg.contrastive_weight`)."""
     out = Path(out)
     cfg = cfg or TrainConfig()
     slim_cfg = slim_cfg or replace(cfg, lr=0.05, lora=False)
@@ -235,8 +236,8 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
                  passage_max_length=passage_max_length, device=device)
     steps["final"] = str(out / "3-final")
     if not (out / "3-final" / "effir.json").exists():
-        finetune(steps.get("slim", steps["drop"]), out / "3-final", examples, cfg, out / "work-3",
+        finetune(steps.get("slim", steps["drop"]), out / "3-final", examples, cfg, out / "work-3", teacher=teacher,
                  passage_max_length=passage_max_length, device=device)
     write_json(out / "recipe.json", {"model": model, "dataset": dataset, "plan": chosen.to_json(), "steps": steps,
-                                      "train": asdict(cfg), "slim": asdict(slim_cfg)})
+                                      "train": asdict(cfg), "slim": asdict(slim_cfg), "teacher": teacher})
     return steps

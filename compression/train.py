@@ -44,6 +44,7 @@ class TrainConfig:
     lora_r: int = 32
     lora_alpha: int = 64
     distill_weight: float = 0.0    # weight of 1 − cos(student, teacher) when a teacher is given
+    contrastive_weight: float = 1.0  # weight of InfoNCE; 0 with a teacher: the student only learns to imitate it
     seed: int = 0
     checkpoint_every: int = 25
     max_steps: int | None = None
@@ -186,8 +187,9 @@ def train(model, tokenizer, spec, examples, cfg: TrainConfig, work: str | Path, 
                 break
             q_ids, p_ids = tokenize(tokenizer, spec, queries, "query"), tokenize(tokenizer, spec, passages, "passage")
             q, p = embed(model, q_ids, pad, spec, device), embed(model, p_ids, pad, spec, device)
-            loss = info_nce(q, p, cfg.temperature, cfg.loss)
-            figures = {"info_nce": round(loss.item(), 4), **batch_figures(q, p)}
+            contrastive = info_nce(q, p, cfg.temperature, cfg.loss)
+            loss = cfg.contrastive_weight * contrastive
+            figures = {"info_nce": round(contrastive.item(), 4), **batch_figures(q, p)}
             if teacher is not None and cfg.distill_weight:
                 with torch.no_grad():
                     tq, tp = teacher.forward_ids(q_ids), teacher.forward_ids(p_ids)

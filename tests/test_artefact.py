@@ -87,3 +87,54 @@ def test_other_base_weights_are_refused(tmp_path, trained, tiny_llama, tiny_bert
     (out / MANIFEST).write_text(json.dumps(manifest))
     r = CliRunner().invoke(main, ["compress", "rebuild", str(out), "--out", str(tmp_path / "never")])
     assert r.exit_code != 0 and "other weights" in r.output and not (tmp_path / "never").exists()
+
+
+def test_a_system_cut_from_a_trained_parent_artefact(tmp_path, tiny_llama):
+    """Parent: LoRA-trained, exported. Child: the rebuilt parent cut, then taught to imitate it (distillation only),
+    exported with the parent's artefact as its base: rebuilds through the parent, and notices a changed parent."""
+    from effir.compression.pairs import Example
+    from effir.compression.steps import drop, finetune
+    from effir.compression.train import TrainConfig
+    from tests.conftest import write_corpus
+
+    data = tmp_path / "data"
+    (data / "qrels").mkdir(parents=True)
+    write_corpus(data / "corpus.jsonl", 20)
+    (data / "queries.jsonl").write_text("")
+    examples = [Example(f"about {w}", f"a passage about {w} and more", []) for w in "abcdefgh"]
+    lora = dict(batch_size=4, max_steps=2, lr=1e-2, lora=True, lora_r=4, negatives=0)
+    finetune(str(tiny_llama), tmp_path / "p", examples, TrainConfig(**lora), tmp_path / "pw")
+    parent = tmp_path / "models" / "parent"
+    run = lambda *args: CliRunner().invoke(main, ["compress", *map(str, args)])  # noqa: E731
+    assert run("export", tmp_path / "p", "--base", tiny_llama, "--out", parent, "--dataset", data,
+               "--probe", "3").exit_code == 0
+    assert run("rebuild", parent, "--out", tmp_path / "rp").exit_code == 0
+    drop(str(tmp_path / "rp"), tmp_path / "cut", None, mlp_layers=[1])
+    child = finetune(str(tmp_path / "cut"), tmp_path / "c", examples,
+                     TrainConfig(**lora, distill_weight=1.0, contrastive_weight=0.0), tmp_path / "cw",
+                     teacher=str(tmp_path / "rp"))
+    log = [json.loads(line) for line in (tmp_path / "cw" / "log.jsonl").read_text().splitlines()]
+    assert all(s["loss"] == pytest.approx(s["distill"], abs=1e-4) for s in log)  # imitation only
+    out = tmp_path / "models" / "child"
+    r = run("export", child.path, "--base", parent, "--out", out, "--dataset", data, "--probe", "3")
+    assert r.exit_code == 0, r.output
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["base"] == str(parent) and manifest["dropped_mlp"] == [1]
+    rebuilt = rebuild(out, tmp_path / "rc")
+    np.testing.assert_allclose(Encoder(rebuilt, device="cpu").encode(TEXTS)[0],
+                               Encoder(resolve(child.path), device="cpu").encode(TEXTS)[0], atol=1e-3)
+    # the parent's figures may change; its weights may not
+    pm = json.loads((parent / MANIFEST).read_text())
+    (parent / MANIFEST).write_text(json.dumps({**pm, "figures": {"ndcg@10": 0.5}}))
+    rebuild(out, tmp_path / "rc2")
+    with open(parent / "adapter" / "adapter_model.safetensors", "r+b") as f:
+        f.seek(-1, 2)
+        f.write(b"\x00" if f.read(1) != b"\x00" else b"\x01")
+    with pytest.raises(ArtefactError, match="parent/adapter/adapter_model.safetensors: checksum mismatch"):
+        rebuild(out, tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+    # a compressed system cannot be a base
+    with pytest.raises(ArtefactError, match="is itself compressed"):
+        from effir.compression.artefact import export
+
+        export(child.path, str(out), tmp_path / "models" / "grandchild", ["d0"], ["text"])
