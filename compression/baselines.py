@@ -40,10 +40,22 @@ def _copy_folder(spec, out, history: list, extra_files: dict | None = None, **fi
             write(tmp / name)
 
 
-def quantize_folder(model: str, out: str | Path, method: str) -> None:
-    """Copy the folder and record the quantisation; the loader quantises when it loads (CPU int8, CUDA nf4)."""
+def quantize_folder(model: str, out: str | Path, method: str, per_channel: bool = False,
+                    outlier_ratio: float | None = None, texts: list[str] = ()) -> dict:
+    """Copy the folder and record the quantisation; the loader quantises when it loads (CPU int8, CUDA nf4).
+    With `outlier_ratio`, the linears whose calibration inputs exceed it (`quantize.outlier_ratios`) stay fp32."""
     spec = resolve(model)
-    _copy_folder(spec, out, [{"step": "quantize", "method": method}], quantization=method)
+    config = {"per_channel": per_channel, "fp32_linears": []}
+    if outlier_ratio is not None:
+        from effir.compression.quantize import outlier_ratios
+
+        _, net, tok = load(model, "cpu")
+        ratios = outlier_ratios(net, tok, texts, spec=spec)
+        config.update(outlier_ratio=outlier_ratio, fp32_linears=sorted(n for n, r in ratios.items() if r > outlier_ratio),
+                      input_ratio_max=max(ratios.values()))
+    _copy_folder(spec, out, [{"step": "quantize", "method": method, **config}], quantization=method,
+                 quantization_config=config)
+    return config
 
 
 def shadow_folder(model: str, out: str | Path, pairs: list[tuple[str, str]], head_keep: float, mlp_keep: float,

@@ -85,9 +85,21 @@ def shadow_cmd(model, out, dataset, n_pairs, split, head_keep, mlp_keep, width, 
 @model_command(compress, "quantize")
 @click.option("--method", type=click.Choice(["int8-dynamic", "nf4"]), default="int8-dynamic", show_default=True,
               help="int8-dynamic on CPU, nf4 (bitsandbytes) on CUDA")
-def quantize_cmd(model, out, method):
+@click.option("--per-channel", is_flag=True, help="int8: one weight scale per output channel instead of per tensor")
+@click.option("--keep-outliers", "outlier_ratio", type=click.FloatRange(min=1), default=None,
+              help="int8: leave fp32 every linear whose input's largest |x| on the calibration texts exceeds this "
+                   "many times the median token's (massive activations); needs --dataset or --texts")
+@calibration_options
+def quantize_cmd(model, out, method, per_channel, outlier_ratio, dataset, texts, calibration):
     """Quantise the linear layers of any folder (EffiR ones too: drop/slim first, quantise last)."""
     from effir.compression.baselines import quantize_folder
+    from effir.compression.steps import calibration_texts
 
-    quantize_folder(model, out, method)
-    click.echo(f"{method} recorded -> {out} (applied when the folder is loaded)")
+    if method != "int8-dynamic" and (per_channel or outlier_ratio is not None):
+        raise click.UsageError("--per-channel and --keep-outliers apply to int8-dynamic only")
+    if outlier_ratio is not None and not (dataset or texts):
+        raise click.UsageError("--keep-outliers measures inputs on calibration text: give --dataset or --texts")
+    sample = calibration_texts(dataset, texts, calibration) if outlier_ratio is not None else []
+    config = quantize_folder(model, out, method, per_channel, outlier_ratio, sample)
+    kept = f", {len(config['fp32_linears'])} linears kept fp32" if outlier_ratio is not None else ""
+    click.echo(f"{method} recorded{kept} -> {out} (applied when the folder is loaded)")

@@ -1,7 +1,10 @@
 """Weight quantisation, applied when a folder is loaded (recorded as `quantization` in effir.json).
 
 * `int8-dynamic` (CPU): torch's dynamic quantisation of the linear layers; int8 weights, activations quantised
-  per batch at run time (so results depend slightly on batching).
+  per batch at run time with one scale per tensor (so results depend slightly on batching). Options (effir.json
+  `quantization_config`): `per_channel` weight scales, and `fp32_linears` left unquantised, chosen by
+  `outlier_linears`: an LLM's "massive activations" (a few tokens with inputs thousands of times the rest, e.g.
+  SmolLM2's MLP 11) take the whole range of a per-tensor scale, and every other token is rounded to a few levels.
 * `nf4` (CUDA): 4-bit NormalFloat weights through bitsandbytes `Linear4bit`, fp16 compute.
 
 Composable with any EffiR folder: drop / slim first, quantise last.
@@ -21,18 +24,37 @@ METHODS = ("int8-dynamic", "nf4")
 
 def apply_to_model(model: nn.Module, spec, device: str) -> nn.Module:
     """The encoder's runtime variant for a folder whose effir.json records `quantization` (pyproject's entry points)."""
-    return quantize(model, spec.extra["quantization"], device)
+    config = spec.extra.get("quantization_config") or {}
+    return quantize(model, spec.extra["quantization"], device, per_channel=config.get("per_channel", False),
+                    fp32_linears=config.get("fp32_linears", ()))
 
 
-def quantize(model: nn.Module, method: str, device: str) -> nn.Module:
+def outlier_ratios(model: nn.Module, tokenizer, texts: list[str], spec=None, max_length: int = 256) -> dict[str, float]:
+    """Per block linear: the largest |x| of its input over the real tokens of `texts`, divided by the median over
+    tokens of each token's largest |x|. Thousands where a few tokens carry massive activations; ~1–10 elsewhere."""
+    from effir.compression.sparsity import collect_inputs
+
+    _, maxima = collect_inputs(model, tokenizer, texts, max_length=max_length, spec=spec,
+                               statistic=lambda x: x.abs().amax(1), combine=lambda a, b: torch.cat([a, b]))
+    return {name: round(float(m.max() / m.median().clamp_min(1e-12)), 2) for name, m in maxima.items()}
+
+
+def quantize(model: nn.Module, method: str, device: str, per_channel: bool = False,
+             fp32_linears=()) -> nn.Module:
+    """`fp32_linears`: block linears ("layer.path", as `sparsity.block_linears` names them) left unquantised."""
     if method == "int8-dynamic":
         if device != "cpu":
             raise ValueError("int8-dynamic quantisation runs on the CPU; use nf4 on CUDA")
+        qconfig = (torch.ao.quantization.per_channel_dynamic_qconfig if per_channel
+                   else torch.ao.quantization.default_dynamic_qconfig)
+        keep = set(fp32_linears)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao.quantization is marked deprecated in torch 2.13
             blocks = architecture.layers(model)
             for i in range(len(blocks)):  # only the transformer blocks: embeddings stay fp32
-                blocks[i] = torch.ao.quantization.quantize_dynamic(blocks[i], {nn.Linear}, dtype=torch.qint8)
+                chosen = {name: qconfig for name, m in blocks[i].named_modules()
+                          if isinstance(m, nn.Linear) and f"{i}.{name}" not in keep}
+                blocks[i] = torch.ao.quantization.quantize_dynamic(blocks[i], chosen, dtype=torch.qint8)
         return model
     if method == "nf4":
         if not device.startswith("cuda"):

@@ -24,17 +24,19 @@ def block_linears(model: nn.Module) -> dict[str, nn.Linear]:
 
 
 @torch.no_grad()
-def collect_inputs(model, tokenizer, texts, max_length=256, batch_size=8, device="cpu", hessian=False, spec=None):
-    """Per linear: ‖X_j‖₂² summed over tokens (Wanda) or H = Σ xxᵀ (SparseGPT), over real tokens only."""
+def collect_inputs(model, tokenizer, texts, max_length=256, batch_size=8, device="cpu", hessian=False, spec=None,
+                   statistic=None, combine=torch.add):
+    """Per linear: ‖X_j‖₂² summed over tokens (Wanda) or H = Σ xxᵀ (SparseGPT), over real tokens only; or any
+    `statistic(x [tokens, in])`, folded over batches by `combine`."""
     linears = block_linears(model)
+    statistic = statistic or ((lambda x: x.T @ x) if hessian else (lambda x: (x * x).sum(0)))
     stats: dict[str, torch.Tensor] = {}
     mask_holder = {}
     hooks = []
     for name, lin in linears.items():
         def hook(mod, args, name=name):
-            x = args[0][mask_holder["m"]].float()  # [tokens, in]
-            stat = x.T @ x if hessian else (x * x).sum(0)
-            stats[name] = stats[name] + stat if name in stats else stat
+            stat = statistic(args[0][mask_holder["m"]].float())  # over the batch's real tokens [tokens, in]
+            stats[name] = combine(stats[name], stat) if name in stats else stat
         hooks.append(lin.register_forward_pre_hook(hook))
     spec = spec or ModelSpec(name="", path="")
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -133,3 +134,38 @@ def test_nsvd_folder_round_trip(tmp_path, tiny_llama):
 
     assert describe(enc.model)["params_non_embedding"] < describe(full.model)["params_non_embedding"]
     assert enc.encode(TEXTS)[0].shape == full.encode(TEXTS)[0].shape
+
+
+def test_outlier_ratios_find_a_massive_activation(tiny_llama):
+    """A few tokens with huge inputs to one linear (as SmolLM2's MLP 11 has) stand out; the others stay small."""
+    from effir.compression.quantize import outlier_ratios
+
+    model, tok = load_model(resolve(str(tiny_llama)), device="cpu")
+    first_token_huge = lambda mod, args: (torch.cat([args[0][:, :1] * 1000, args[0][:, 1:]], 1),)  # noqa: E731
+    model.layers[1].mlp.down_proj.register_forward_pre_hook(first_token_huge)
+    ratios = outlier_ratios(model, tok, TEXTS)
+    assert max(ratios, key=ratios.get) == "1.mlp.down_proj" and ratios["1.mlp.down_proj"] > 100
+    assert sorted(ratios.values())[-2] < 50
+
+
+def test_int8_keeps_outlier_linears_in_fp32(tmp_path, tiny_llama):
+    texts = tmp_path / "t.txt"
+    texts.write_text("\n".join(TEXTS))
+    args = ["compress", "quantize", "-m", str(tiny_llama), "--texts", str(texts), "--per-channel"]
+    r = CliRunner().invoke(main, args + ["--keep-outliers", "1", "--out", str(tmp_path / "all-fp32")])
+    assert r.exit_code == 0, r.output
+    config = json.loads((tmp_path / "all-fp32" / "effir.json").read_text())["quantization_config"]
+    every = block_linears(load_model(resolve(str(tiny_llama)), device="cpu")[0])
+    assert config["per_channel"] and config["fp32_linears"] == sorted(every)  # every ratio is above 1
+    full = Encoder(resolve(str(tiny_llama)), device="cpu").encode(TEXTS)[0]
+    kept = Encoder(resolve(str(tmp_path / "all-fp32")), device="cpu")
+    assert not any(m._get_name() == "DynamicQuantizedLinear" for m in kept.model.modules())
+    np.testing.assert_allclose(kept.encode(TEXTS)[0], full, atol=1e-5)
+    r = CliRunner().invoke(main, args + ["--keep-outliers", "1e9", "--out", str(tmp_path / "none-fp32")])
+    assert r.exit_code == 0, r.output
+    q = Encoder(resolve(str(tmp_path / "none-fp32")), device="cpu")
+    assert json.loads((tmp_path / "none-fp32" / "effir.json").read_text())["quantization_config"]["fp32_linears"] == []
+    assert sum(m._get_name() == "DynamicQuantizedLinear" for m in q.model.modules()) == len(every)
+    r = CliRunner().invoke(main, ["compress", "quantize", "-m", str(tiny_llama), "--keep-outliers", "20", "--out",
+                                  str(tmp_path / "never")])
+    assert r.exit_code != 0 and "--dataset or --texts" in r.output and not (tmp_path / "never").exists()
