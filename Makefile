@@ -177,21 +177,21 @@ $(LLM)/rebuilt/%/effir.json: models/%/manifest.json | install
 
 # the EffiR systems are compared with smollm2-ft, the full model with the same training (once it is built)
 LLM_REF := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft,smollm2-zs)
-# the paper's baselines at this scale, applied to smollm2-ft without further training: int8 and SparseGPT 50 %
-LLM_BASELINES := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft-int8 smollm2-ft-sparsegpt50)
-PARENT_smollm2-ft-int8 := smollm2-ft
-PARENT_smollm2-ft-sparsegpt50 := smollm2-ft
-$(LLM)/baselines/smollm2-ft-int8/effir.json: $(LLM_FT)/effir.json
-	$(BIN)/effir compress quantize -m $(LLM_FT) --method int8-dynamic --out $(LLM)/baselines/smollm2-ft-int8
-$(LLM)/baselines/smollm2-ft-sparsegpt50/effir.json: $(LLM_FT)/effir.json
-	$(BIN)/effir compress sparsegpt -m $(LLM_FT) --ratio 0.5 --dataset $(DATA)/scifact \
-	  --out $(LLM)/baselines/smollm2-ft-sparsegpt50
-# the deepest trained EffiR cut with dynamic int8 on top, no further training: how far the two stack
-LLM_BASELINES += $(if $(filter smollm2-effir-d15,$(LLM_BUILT)),smollm2-effir-d15-int8)
-PARENT_smollm2-effir-d15-int8 := smollm2-effir-d15
-$(LLM)/baselines/smollm2-effir-d15-int8/effir.json: $(LLM)/rebuilt/smollm2-effir-d15/effir.json
-	$(BIN)/effir compress quantize -m $(LLM)/rebuilt/smollm2-effir-d15 --method int8-dynamic \
-	  --out $(LLM)/baselines/smollm2-effir-d15-int8
+# the paper's baselines at this scale, applied to smollm2-ft without further training: SparseGPT 50 % and int8,
+# both torch's dynamic int8 (one activation scale per tensor) and int8-token (one per token: SmolLM2's massive
+# activations wreck the first, README); and the deepest trained EffiR cut with each int8 on top: how far they stack
+LLM_BASELINES := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft-int8 smollm2-ft-int8-token smollm2-ft-sparsegpt50) \
+                 $(if $(filter smollm2-effir-d15,$(LLM_BUILT)),smollm2-effir-d15-int8 smollm2-effir-d15-int8-token)
+parent_of = $(patsubst %-int8,%,$(patsubst %-int8-token,%,$(patsubst %-sparsegpt50,%,$(1))))
+$(LLM)/baselines/%-int8/effir.json: $(LLM)/rebuilt/%/effir.json
+	$(BIN)/effir compress quantize -m $(LLM)/rebuilt/$* --method int8-dynamic --out $(LLM)/baselines/$*-int8
+$(LLM)/baselines/%-int8-token/effir.json: $(LLM)/rebuilt/%/effir.json
+	$(BIN)/effir compress quantize -m $(LLM)/rebuilt/$* --method int8-token --out $(LLM)/baselines/$*-int8-token
+$(LLM)/baselines/%-sparsegpt50/effir.json: $(LLM)/rebuilt/%/effir.json
+	$(BIN)/effir compress sparsegpt -m $(LLM)/rebuilt/$* --ratio 0.5 --dataset $(DATA)/scifact \
+	  --out $(LLM)/baselines/$*-sparsegpt50
+# the untrained model as the paper's evaluation script encodes it (`make demo-llm LLM_ZS=` leaves it out)
+LLM_ZS := smollm2-zs=$(LLM_BASE)
 # MiniLM's compressed rows (from `make demo-baselines`, else `make demo`) join the plot, when they exist
 MINILM_REPORT := $(firstword $(wildcard runs/baselines-scifact/report.json runs/demo-scifact/report.json))
 demo-llm: install $(foreach s,$(LLM_BUILT),$(LLM)/rebuilt/$(s)/effir.json) \
@@ -199,9 +199,9 @@ demo-llm: install $(foreach s,$(LLM_BUILT),$(LLM)/rebuilt/$(s)/effir.json) \
 	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/demo-llm --work $(LLM)/systems --reference $(LLM_REF) \
 	  --control --timing-docs 64 --timing-queries 64 --rounds 5 $(addprefix --beside ,$(MINILM_REPORT)) \
 	  $(addprefix --threads ,$(THREADS)) \
-	  --systems bm25,smollm2-zs=$(LLM_BASE)$(subst $(eval) ,,$(foreach s,$(LLM_BUILT),$(comma)$(s)=$(LLM)/rebuilt/$(s))$(foreach s,$(LLM_BASELINES),$(comma)$(s)=$(LLM)/baselines/$(s))) \
+	  --systems bm25$(if $(LLM_ZS),$(comma)$(LLM_ZS))$(subst $(eval) ,,$(foreach s,$(LLM_BUILT),$(comma)$(s)=$(LLM)/rebuilt/$(s))$(foreach s,$(LLM_BASELINES),$(comma)$(s)=$(LLM)/baselines/$(s))) \
 	  $(foreach s,$(filter-out smollm2-ft,$(LLM_BUILT)),--parent $(s)=$(LLM_REF)) \
-	  $(foreach s,$(LLM_BASELINES),--parent $(s)=$(PARENT_$(s)))
+	  $(foreach s,$(LLM_BASELINES),--parent $(s)=$(call parent_of,$(s)))
 	$(if $(and $(filter smollm2-ft,$(LLM_BUILT)),$(filter $(LLM_BEST),$(LLM_BUILT))),$(LLM_TRANSFER))
 
 # transfer: smollm2-ft and the EffiR system that keeps most of it on SciFact, on two collections never trained on

@@ -83,9 +83,11 @@ def shadow_cmd(model, out, dataset, n_pairs, split, head_keep, mlp_keep, width, 
 
 
 @model_command(compress, "quantize")
-@click.option("--method", type=click.Choice(["int8-dynamic", "nf4"]), default="int8-dynamic", show_default=True,
-              help="int8-dynamic on CPU, nf4 (bitsandbytes) on CUDA")
-@click.option("--per-channel", is_flag=True, help="int8: one weight scale per output channel instead of per tensor")
+@click.option("--method", type=click.Choice(["int8-dynamic", "int8-token", "nf4"]), default="int8-dynamic",
+              show_default=True, help="int8-dynamic (torch, per-tensor activation scales) or int8-token (per-token "
+                                      "activation scales) on CPU, nf4 (bitsandbytes) on CUDA")
+@click.option("--per-channel", is_flag=True,
+              help="int8-dynamic: one weight scale per output channel instead of per tensor (int8-token always is)")
 @click.option("--keep-outliers", "outlier_ratio", type=click.FloatRange(min=1), default=None,
               help="int8: leave fp32 every linear whose input's largest |x| on the calibration texts exceeds this "
                    "many times the median token's (massive activations); needs --dataset or --texts")
@@ -95,8 +97,10 @@ def quantize_cmd(model, out, method, per_channel, outlier_ratio, dataset, texts,
     from effir.compression.baselines import quantize_folder
     from effir.compression.steps import calibration_texts
 
-    if method != "int8-dynamic" and (per_channel or outlier_ratio is not None):
-        raise click.UsageError("--per-channel and --keep-outliers apply to int8-dynamic only")
+    if per_channel and method != "int8-dynamic":
+        raise click.UsageError("--per-channel applies to int8-dynamic only")
+    if outlier_ratio is not None and not method.startswith("int8"):
+        raise click.UsageError("--keep-outliers applies to the int8 methods only")
     if outlier_ratio is not None and not (dataset or texts):
         raise click.UsageError("--keep-outliers measures inputs on calibration text: give --dataset or --texts")
     sample = calibration_texts(dataset, texts, calibration) if outlier_ratio is not None else []

@@ -10,7 +10,9 @@ from effir.encoder import architecture
 def _is_linear(m: nn.Module) -> bool:
     from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
 
-    return isinstance(m, (nn.Linear, DynamicInt8Linear))
+    from effir.compression.quantize import Int8TokenLinear
+
+    return isinstance(m, (nn.Linear, DynamicInt8Linear, Int8TokenLinear))
 
 
 def _linear_params(m: nn.Module) -> int:

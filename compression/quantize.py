@@ -5,6 +5,9 @@
   `quantization_config`): `per_channel` weight scales, and `fp32_linears` left unquantised, chosen by
   `outlier_linears`: an LLM's "massive activations" (a few tokens with inputs thousands of times the rest, e.g.
   SmolLM2's MLP 11) take the whole range of a per-tensor scale, and every other token is rounded to a few levels.
+* `int8-token` (CPU): W8A8 with int32 accumulation (`torch._int_mm`): int8 weights with one scale per output
+  channel, activations quantised at run time with one scale per token, so a token with massive activations only
+  coarsens its own row: `y = (q(x) · q(W)ᵀ) ⊙ s_x s_wᵀ + b`.
 * `nf4` (CUDA): 4-bit NormalFloat weights through bitsandbytes `Linear4bit`, fp16 compute.
 
 Composable with any EffiR folder: drop / slim first, quantise last.
@@ -19,7 +22,28 @@ from torch import nn
 
 from effir.encoder import architecture
 
-METHODS = ("int8-dynamic", "nf4")
+METHODS = ("int8-dynamic", "int8-token", "nf4")
+
+
+class Int8TokenLinear(nn.Module):
+    """A linear layer as W8A8: per-output-channel int8 weights, per-token int8 activations, int32 products."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        w = linear.weight.detach().float()
+        scale = w.abs().amax(1).clamp_min(1e-12) / 127
+        self.register_buffer("weight_t", torch.round(w / scale[:, None]).to(torch.int8).t().contiguous())
+        self.register_buffer("weight_scale", scale)
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features).float()
+        scale = rows.abs().amax(1, keepdim=True).clamp_min(1e-12) / 127
+        y = torch._int_mm(torch.round(rows / scale).to(torch.int8), self.weight_t).float() * scale * self.weight_scale
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
 
 
 def apply_to_model(model: nn.Module, spec, device: str) -> nn.Module:
@@ -55,6 +79,17 @@ def quantize(model: nn.Module, method: str, device: str, per_channel: bool = Fal
                 chosen = {name: qconfig for name, m in blocks[i].named_modules()
                           if isinstance(m, nn.Linear) and f"{i}.{name}" not in keep}
                 blocks[i] = torch.ao.quantization.quantize_dynamic(blocks[i], chosen, dtype=torch.qint8)
+        return model
+    if method == "int8-token":
+        if device != "cpu":
+            raise ValueError("int8-token quantisation runs on the CPU; use nf4 on CUDA")
+        keep = set(fp32_linears)
+        for i, layer in enumerate(architecture.layers(model)):
+            for parent_name, parent in list(layer.named_modules()):
+                for name, child in list(parent.named_children()):
+                    path = f"{i}.{parent_name}.{name}" if parent_name else f"{i}.{name}"
+                    if isinstance(child, nn.Linear) and path not in keep:
+                        setattr(parent, name, Int8TokenLinear(child))
         return model
     if method == "nf4":
         if not device.startswith("cuda"):

@@ -169,3 +169,34 @@ def test_int8_keeps_outlier_linears_in_fp32(tmp_path, tiny_llama):
     r = CliRunner().invoke(main, ["compress", "quantize", "-m", str(tiny_llama), "--keep-outliers", "20", "--out",
                                   str(tmp_path / "never")])
     assert r.exit_code != 0 and "--dataset or --texts" in r.output and not (tmp_path / "never").exists()
+
+
+def test_int8_token_is_w8a8_with_a_scale_per_token(tmp_path, tiny_llama):
+    from effir.compression.info import describe
+    from effir.compression.quantize import Int8TokenLinear
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(24, 16)
+    q = Int8TokenLinear(lin)
+    x = torch.randn(2, 5, 24)
+    x[0, 0] *= 1000  # one token with massive activations coarsens only its own row
+    y = q(x)
+    assert y.shape == (2, 5, 16)
+    # by hand: per-token and per-channel symmetric int8, exact int32 products
+    rows = x.reshape(-1, 24)
+    sx = rows.abs().amax(1, keepdim=True) / 127
+    sw = lin.weight.abs().amax(1) / 127
+    wq = torch.round(lin.weight / sw[:, None])
+    expected = (torch.round(rows / sx) @ wq.T) * sx * sw + lin.bias
+    torch.testing.assert_close(y.reshape(-1, 16), expected, rtol=1e-4, atol=1e-4)
+    rel = ((y - lin(x)).norm(dim=-1) / lin(x).norm(dim=-1)).detach()
+    assert rel[0, 1:].max() < 0.02 and rel[1].max() < 0.02  # the other tokens keep int8 precision
+    r = CliRunner().invoke(main, ["compress", "quantize", "-m", str(tiny_llama), "--method", "int8-token",
+                                  "--out", str(tmp_path / "w8a8")])
+    assert r.exit_code == 0, r.output
+    enc, full = Encoder(resolve(str(tmp_path / "w8a8")), device="cpu"), Encoder(resolve(str(tiny_llama)), device="cpu")
+    assert sum(isinstance(m, Int8TokenLinear) for m in enc.model.modules()) == len(block_linears(full.model))
+    assert (enc.encode(TEXTS)[0] * full.encode(TEXTS)[0]).sum(1).min() > 0.99
+    qd, fd = describe(enc.model), describe(full.model)
+    assert (qd["params"], qd["flops_per_token"]) == (fd["params"], fd["flops_per_token"])
+    assert qd["model_bytes"] < fd["model_bytes"]
