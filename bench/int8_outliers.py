@@ -45,7 +45,8 @@ def main():
     def cosine(per_channel: bool, fp32=(), method="int8-dynamic") -> dict:
         q = quantize(copy.deepcopy(model), method, "cpu", per_channel=per_channel, fp32_linears=fp32)
         cos = (Encoder(spec, device="cpu", model=q, tokenizer=tok).encode(docs)[0] * reference).sum(1)
-        return {"fp32_linears": len(fp32), "cos_mean": round(float(cos.mean()), 4), "cos_min": round(float(cos.min()), 4)}
+        return {"fp32_linears": len(fp32), "cos_mean": round(float(cos.mean()), 4),
+                "cos_min": round(float(cos.min()), 4)}
 
     figures = {"model": args.model, "linears": len(ratios),
                "worst_inputs": dict(sorted(ratios.items(), key=lambda kv: -kv[1])[:8]),

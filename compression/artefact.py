@@ -11,8 +11,8 @@
 
 The base is a model (registry name or folder; its checksum is over its weights) or another artefact folder, an
 uncompressed trained parent that a system was cut from (rebuilt first; its checksum is over what fixes its weights:
-its own base's checksum and the sha256 of each of its weight files, so the check does not depend on how a machine rounds
-the LoRA merge, and the parent's figures may be updated).
+its own base's checksum and the sha256 of each of its weight files, so the check does not depend on how a machine
+rounds the LoRA merge, and the parent's figures may be updated).
 """
 
 from __future__ import annotations

@@ -51,8 +51,8 @@ def quantize_folder(model: str, out: str | Path, method: str, per_channel: bool 
 
         _, net, tok = load(model, "cpu")
         ratios = outlier_ratios(net, tok, texts, spec=spec)
-        config.update(outlier_ratio=outlier_ratio, fp32_linears=sorted(n for n, r in ratios.items() if r > outlier_ratio),
-                      input_ratio_max=max(ratios.values()))
+        config.update(outlier_ratio=outlier_ratio, input_ratio_max=max(ratios.values()),
+                      fp32_linears=sorted(name for name, r in ratios.items() if r > outlier_ratio))
     _copy_folder(spec, out, [{"step": "quantize", "method": method, **config}], quantization=method,
                  quantization_config=config)
     return config

@@ -144,8 +144,8 @@ def plan_cmd(model, dataset, drop_fraction, reduction, target_speedup, importanc
 def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, importance, slim_steps, slim_lr, split,
               title_body, title_body_limit, passage_max_length, pooling, work, distill_from, distill_weight,
               contrastive_weight, **kw):
-    """The EffiR recipe: analyze → plan → drop → slim → train, every intermediate folder kept; with --distill-from,
-    the last training also imitates that teacher (e.g. the trained model the cut was made from)."""
+    """The EffiR recipe: analyze → plan → drop → slim → train, every intermediate folder kept; with
+    --distill-from, the last training also imitates that teacher (e.g. the trained model the cut was made from)."""
     from dataclasses import replace
 
     from effir.compression.steps import effir_recipe

@@ -65,7 +65,8 @@ def train_config(epochs, batch_size, negatives, lr, temperature, loss, lora, lor
 
 def distill_options(f):
     opts = [
-        click.option("--distill-from", default=None, help="teacher model: adds 1 − cos(student, teacher) on every text"),
+        click.option("--distill-from", default=None,
+                     help="teacher model: adds 1 − cos(student, teacher) on every text"),
         click.option("--distill-weight", default=1.0, show_default=True, type=click.FloatRange(min=0)),
         click.option("--contrastive-weight", default=1.0, show_default=True, type=click.FloatRange(min=0),
                      help="weight of InfoNCE; 0 with --distill-from: learn only to imitate the teacher"),

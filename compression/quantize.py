@@ -3,7 +3,7 @@
 * `int8-dynamic` (CPU): torch's dynamic quantisation of the linear layers; int8 weights, activations quantised
   per batch at run time with one scale per tensor (so results depend slightly on batching). Options (effir.json
   `quantization_config`): `per_channel` weight scales, and `fp32_linears` left unquantised, chosen by
-  `outlier_linears`: an LLM's "massive activations" (a few tokens with inputs thousands of times the rest, e.g.
+  `outlier_ratios`: an LLM's "massive activations" (a few tokens with inputs thousands of times the rest, e.g.
   SmolLM2's MLP 11) take the whole range of a per-tensor scale, and every other token is rounded to a few levels.
 * `int8-token` (CPU): W8A8 with int32 accumulation (`torch._int_mm`): int8 weights with one scale per output
   channel, activations quantised at run time with one scale per token, so a token with massive activations only

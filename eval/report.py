@@ -94,16 +94,16 @@ def markdown(result: dict, importance_png: str | None) -> str:
     lengths = t.get("median_tokens") or {}
     out += ["", "## Model cost and speed", ""]
     if not t["docs"]:
-        out += [f"Not timed (`--rounds 0`): quality and analytic cost only. FLOP ratios are analytic, at the median "
-                f"lengths of the documents and queries sampled for timing ({lengths.get('doc', '–')} document tokens, "
-                f"{lengths.get('query', '–')} query tokens).", ""]
+        out += [f"Not timed (`--rounds 0`): quality and analytic cost only. FLOP ratios are analytic, at the "
+                f"median lengths of the documents and queries sampled for timing ({lengths.get('doc', '–')} document "
+                f"tokens, {lengths.get('query', '–')} query tokens).", ""]
     else:
         out += [f"Speed: {t['docs']} documents, {t['queries']} queries one at a time and the same queries in "
-                f"batches of {t.get('query_batch', '–')}, encoded by every system in {t['rounds']} interleaved rounds "
-                f"after a warm-up ({t['order']}); each speedup is the median of the per-round ratios, (min–max) over "
-                f"rounds. FLOP ratios are analytic, at the median lengths of the timing sample "
-                f"({lengths.get('doc', '–')} document tokens, {lengths.get('query', '–')} query tokens); realised = "
-                f"doc speedup / FLOP ratio.", ""]
+                f"batches of {t.get('query_batch', '–')}, encoded by every system in {t['rounds']} interleaved "
+                f"rounds after a warm-up ({t['order']}); each speedup is the median of the per-round ratios, "
+                f"(min–max) over rounds. FLOP ratios are analytic, at the median lengths of the timing sample "
+                f"({lengths.get('doc', '–')} document tokens, {lengths.get('query', '–')} query tokens); "
+                f"realised = doc speedup / FLOP ratio.", ""]
         out += _control_line(t)
     out += ["| system | params | non-emb. params | model MB | FLOP ratio doc / query | docs/s | doc speedup | "
             "realised | query speedup (1 at a time) | query speedup (batched) |",
