@@ -83,28 +83,32 @@ def quantize(model: nn.Module, method: str, device: str, per_channel: bool = Fal
     if method == "int8-token":
         if device != "cpu":
             raise ValueError("int8-token quantisation runs on the CPU; use nf4 on CUDA")
-        keep = set(fp32_linears)
-        for i, layer in enumerate(architecture.layers(model)):
-            for parent_name, parent in list(layer.named_modules()):
-                for name, child in list(parent.named_children()):
-                    path = f"{i}.{parent_name}.{name}" if parent_name else f"{i}.{name}"
-                    if isinstance(child, nn.Linear) and path not in keep:
-                        setattr(parent, name, Int8TokenLinear(child))
-        return model
+        return _swap_block_linears(model, Int8TokenLinear, fp32_linears)
     if method == "nf4":
         if not device.startswith("cuda"):
             raise ValueError("nf4 quantisation needs CUDA and bitsandbytes; on CPU use int8-dynamic")
         import bitsandbytes as bnb
 
-        for layer in architecture.layers(model):
-            for parent in list(layer.modules()):
-                for name, child in list(parent.named_children()):
-                    if isinstance(child, nn.Linear):
-                        q = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
-                                              compute_dtype=torch.float16, quant_type="nf4")
-                        q.weight = bnb.nn.Params4bit(child.weight.data.cpu(), requires_grad=False, quant_type="nf4")
-                        if child.bias is not None:
-                            q.bias = nn.Parameter(child.bias.data.cpu(), requires_grad=False)
-                        setattr(parent, name, q.to(device))
-        return model
+        def nf4(child: nn.Linear) -> nn.Module:
+            q = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
+                                  compute_dtype=torch.float16, quant_type="nf4")
+            q.weight = bnb.nn.Params4bit(child.weight.data.cpu(), requires_grad=False, quant_type="nf4")
+            if child.bias is not None:
+                q.bias = nn.Parameter(child.bias.data.cpu(), requires_grad=False)
+            return q.to(device)
+
+        return _swap_block_linears(model, nf4, fp32_linears)
     raise ValueError(f"unknown quantisation {method!r}; one of {METHODS}")
+
+
+def _swap_block_linears(model: nn.Module, make, keep=()) -> nn.Module:
+    """Replace every linear of the transformer blocks by `make(linear)`, except those named in `keep`
+    ("layer.path", as `sparsity.block_linears` names them); embeddings stay as they are."""
+    keep = set(keep)
+    for i, layer in enumerate(architecture.layers(model)):
+        for parent_name, parent in list(layer.named_modules()):
+            for name, child in list(parent.named_children()):
+                path = f"{i}.{parent_name}.{name}" if parent_name else f"{i}.{name}"
+                if isinstance(child, nn.Linear) and path not in keep:
+                    setattr(parent, name, make(child))
+    return model
