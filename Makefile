@@ -9,7 +9,7 @@ DATA   ?= ../shared/data/beir
 comma := ,
 # THREADS=n fixes the benches' threads (default: the cores idle when each starts)
 THREADS ?=
-.PHONY: install demo demo-baselines demo-llm train-llm test test-unit bench-encode clean
+.PHONY: install demo demo-baselines demo-llm record-llm train-llm test test-unit bench-encode clean
 
 install: $(STAMP)
 
@@ -203,6 +203,10 @@ demo-llm: install $(foreach s,$(LLM_BUILT),$(LLM)/rebuilt/$(s)/effir.json) \
 	  $(foreach s,$(filter-out smollm2-ft,$(LLM_BUILT)),--parent $(s)=$(LLM_REF)) \
 	  $(foreach s,$(LLM_BASELINES),--parent $(s)=$(call parent_of,$(s)))
 	$(if $(and $(filter smollm2-ft,$(LLM_BUILT)),$(filter $(LLM_BEST),$(LLM_BUILT))),$(LLM_TRANSFER))
+
+# make record-llm: the SciFact figures demo-llm measured, written into each artefact's manifest
+record-llm: install
+	$(foreach s,$(LLM_BUILT),$(BIN)/effir compress record models/$(s) --metrics $(LLM)/systems/scifact/$(s)/metrics.json &&) true
 
 # transfer: smollm2-ft and the EffiR system that keeps most of it on SciFact, on two collections never trained on
 # (quality only: speed is the SciFact run's)

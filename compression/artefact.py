@@ -29,7 +29,7 @@ from effir.compression.folder import save_model_folder
 from effir.compression.slim import CHANNELS_FILE, load_channels
 from effir.compression.train import ADAPTER_DIR
 from effir.core.errors import EffirError
-from effir.core.files import atomic_path, sha256_file
+from effir.core.files import atomic_path, sha256_file, write_json
 from effir.core.models import ModelSpec, resolve
 from effir.encoder import architecture
 from effir.encoder.model import Encoder, load_model
@@ -191,6 +191,37 @@ def export(trained: str | Path, base: str, out: str | Path, probe_ids: list[str]
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     logger.info("exported %s -> %s (rebuild differs by %.2e)", trained, out, gap)
     return manifest
+
+
+FIGURE_KEYS = ("dataset", "split", "ndcg@10", "recall@100", "mrr@10")
+
+
+def figures_of(metrics_path: str | Path) -> dict:
+    """The figures a manifest records from an evaluation's metrics.json."""
+    metrics = json.loads(Path(metrics_path).read_text())
+    return {k: metrics[k] for k in FIGURE_KEYS if k in metrics}
+
+
+def record_figures(folder: str | Path, metrics_path: str | Path) -> dict:
+    """Write into `folder`'s manifest the figures its rebuilt system scored; its pieces are untouched. The
+    metrics must come from a model rebuilt from this folder and unchanged since it was scored."""
+    folder, metrics_path = Path(folder), Path(metrics_path)
+    manifest = verify(folder)
+    metrics = json.loads(metrics_path.read_text())
+    scored = Path(metrics.get("model_path", ""))
+    made = json.loads((scored / "effir.json").read_text()) if (scored / "effir.json").exists() else {}
+    source = (made.get("rebuilt_from") or {}).get("artefact")
+    if source is None or Path(source).resolve() != folder.resolve():
+        raise ArtefactError(f"{metrics_path}: scored {scored}, which was not rebuilt from {folder}")
+    from effir.encoder.model import model_fingerprint
+
+    if metrics.get("index", {}).get("model_fingerprint") != model_fingerprint(resolve(str(scored))):
+        raise ArtefactError(f"{metrics_path}: {scored} has changed since it was scored; evaluate it again")
+    figures = figures_of(metrics_path)
+    if figures != manifest["figures"]:  # unchanged figures leave the file (and its time, which make reads) alone
+        write_json(folder / MANIFEST, {**manifest, "figures": figures})
+        logger.info("%s: recorded %s", folder / MANIFEST, figures)
+    return {**manifest, "figures": figures}
 
 
 def _training_summary(history: list) -> dict:

@@ -172,15 +172,24 @@ def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, imp
 @friendly_errors
 def export_cmd(trained, base, out, dataset, probe, adapter, made_by, metrics):
     """Keep a trained system as the small pieces that rebuild it: LoRA adapter (fp16), cut, kept channels."""
-    from effir.compression.artefact import export
+    from effir.compression.artefact import export, figures_of
 
-    figures = None
-    if metrics:
-        m = json.loads(open(metrics).read())
-        figures = {k: m[k] for k in ("dataset", "split", "ndcg@10", "recall@100", "mrr@10") if k in m}
     ids, texts = probe_documents(dataset, probe)
-    manifest = export(trained, base, out, ids, texts, made_by, figures, adapter)
+    manifest = export(trained, base, out, ids, texts, made_by, figures_of(metrics) if metrics else None, adapter)
     click.echo(f"{len(manifest['files'])} files, rebuild max |diff| {manifest['rebuild_max_abs_diff']:.1e} -> {out}")
+
+
+@compress.command("record")
+@click.argument("artefact", type=click.Path(exists=True))
+@click.option("--metrics", required=True, type=click.Path(exists=True),
+              help="metrics.json of the system rebuilt from ARTEFACT (e.g. by `make demo-llm`)")
+@friendly_errors
+def record_cmd(artefact, metrics):
+    """Record in an artefact's manifest the figures its rebuilt system scored (its pieces are untouched)."""
+    from effir.compression.artefact import record_figures
+
+    figures = record_figures(artefact, metrics)["figures"]
+    click.echo(f"{artefact}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
 
 
 @compress.command("rebuild")

@@ -67,6 +67,27 @@ def test_export_rebuild_reproduces_the_trained_model(tmp_path, trained, tiny_lla
     assert not np.allclose(original, Encoder(resolve(str(tiny_llama)), device="cpu").encode(TEXTS)[0], atol=1e-3)
 
 
+def test_figures_recorded_only_from_a_model_rebuilt_from_the_artefact(tmp_path, trained, tiny_llama):
+    out, data = _export(tmp_path, trained, tiny_llama), trained[1]
+    rebuilt = tmp_path / "rebuilt"
+    for args in (["compress", "rebuild", str(out), "--out", str(rebuilt)],
+                 ["run", "--dataset", str(data), "-m", str(rebuilt), "--split", "train", "--out", str(tmp_path / "r")],
+                 ["run", "--dataset", str(data), "-m", str(tiny_llama), "--split", "train", "--out", str(tmp_path / "b")]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["compress", "record", str(out), "--metrics", str(tmp_path / "b" / "metrics.json")])
+    assert r.exit_code != 0 and "which was not rebuilt from" in r.output
+    r = CliRunner().invoke(main, ["compress", "record", str(out), "--metrics", str(tmp_path / "r" / "metrics.json")])
+    assert r.exit_code == 0, r.output
+    scored = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    figures = verify(out)["figures"]  # the pieces still match their checksums
+    assert figures["split"] == "train" and figures["ndcg@10"] == scored["ndcg@10"]
+    spec = json.loads((rebuilt / "effir.json").read_text())
+    (rebuilt / "effir.json").write_text(json.dumps({**spec, "pooling": "last"}))  # scored, then changed
+    r = CliRunner().invoke(main, ["compress", "record", str(out), "--metrics", str(tmp_path / "r" / "metrics.json")])
+    assert r.exit_code != 0 and "has changed since it was scored" in r.output
+
+
 def test_tampered_or_missing_file_is_named(tmp_path, trained, tiny_llama):
     out = _export(tmp_path, trained, tiny_llama)
     with open(out / "channels.safetensors", "r+b") as f:

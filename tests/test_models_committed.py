@@ -33,6 +33,12 @@ def test_committed_system_rebuilds_to_its_recorded_embeddings(tmp_path, system):
     assert abs(vectors - recorded).max() <= 1e-4
 
 
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_committed_system_records_what_it_scored(system):
+    figures = json.loads((MODELS / system / MANIFEST).read_text())["figures"]
+    assert figures["split"] == "test" and 0 < figures["ndcg@10"] <= 1, "make demo-llm, then make record-llm"
+
+
 def test_every_artefact_file_is_small():
     for f in MODELS.rglob("*"):
         assert not f.is_file() or f.stat().st_size < 20 * 1024 * 1024, f
