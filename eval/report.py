@@ -60,7 +60,7 @@ def _collections_table(result: dict) -> list[str]:
         return []
     out = ["", "## Per collection", "",
            f"nDCG@10 on each collection (retention against the parent in parentheses) and the mean over the "
-           f"{len(names)}; systems trained on {result['dataset']}'s training data see the others only at test time.",
+           f"{len(names)}. The table above is {names[0]}'s.",
            "", "| system | " + " | ".join(names) + " | average |", "|---|" + "---:|" * (len(names) + 1)]
     for r in result["systems"]:
         cells = []
@@ -75,7 +75,7 @@ def _collections_table(result: dict) -> list[str]:
 def markdown(result: dict, importance_png: str | None) -> str:
     m, t = result["machine"], result["timing"]
     rows = result["systems"]
-    out = [f"# effir bench: {result['dataset']} ({result['split']})", ""]
+    out = [f"# effir bench: {' + '.join(result.get('datasets') or [result['dataset']])} ({result['split']})", ""]
     out.append(f"Machine: {m['cpu']}, {m['threads']} threads, GPU {m['gpu'] or 'none'}; torch {m['torch']}, "
                f"transformers {m['transformers']}, faiss {m['faiss']}. Precision: {t['precision']}. "
                f"Index: FAISS `{result['factory']}`. Reference for speedups and p-values: `{result['reference']}`.")
@@ -109,12 +109,12 @@ def markdown(result: dict, importance_png: str | None) -> str:
             "realised | query speedup (1 at a time) | query speedup (batched) |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        if r.kind == "bm25" or r.doc_encode_s is None:
+        if r.params is None:  # BM25 and fused runs: no encoder of their own
             continue
-        realised = r.doc_speedup / r.flops_ratio if r.flops_ratio and r.doc_speedup else None
+        realised = f"{100 * r.doc_speedup / r.flops_ratio:.0f}%" if r.flops_ratio and r.doc_speedup else "–"
         out.append(f"| {r.name} | {r.params:,} | {r.params_non_embedding:,} | {r.model_bytes / 1e6:.1f} | "
                    f"{_fmt(r.flops_ratio, '.2f')}× / {_fmt(r.query_flops_ratio, '.2f')}× | "
-                   f"{_fmt(r.docs_per_s, '.1f')} | {_speed(r, 'doc')} | {_fmt(realised and 100 * realised, '.0f')}% | "
+                   f"{_fmt(r.docs_per_s, '.1f')} | {_speed(r, 'doc')} | {realised} | "
                    f"{_speed(r, 'query')} | {_speed(r, 'query_batch')} |")
     out += ["", "## Index and search", "",
             "| system | index build s | index MB | bytes/vector | build RSS rise MB | search p50 ms | search p95 ms | "

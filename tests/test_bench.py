@@ -179,7 +179,9 @@ def test_bench_without_timing(tmp_path, dataset200, tiny_bert):
     comp = next(s for s in report["systems"] if s["name"] == "tiny-drop1")
     assert comp["retention"] is not None and comp["flops_ratio"] > 1.0
     assert all(s[k] is None for s in report["systems"] for k in ("doc_speedup", "query_speedup", "docs_per_s"))
-    assert "Not timed (`--rounds 0`)" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "Not timed (`--rounds 0`)" in md
+    assert "| tiny-drop1 | " in md.split("## Model cost and speed")[1].split("## Index")[0]  # its analytic cost
     r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", str(tiny_bert),
                                   "--out", str(tmp_path / "bad"), "--rounds", "-1"])
     assert r.exit_code != 0 and "--rounds" in r.output
