@@ -75,8 +75,14 @@ def test_figures_recorded_only_from_a_model_rebuilt_from_the_artefact(tmp_path, 
                  ["run", "--dataset", str(data), "-m", str(tiny_llama), "--split", "train", "--out", str(tmp_path / "b")]):
         r = CliRunner().invoke(main, args)
         assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(main, ["compress", "record", str(out), "--metrics", str(tmp_path / "b" / "metrics.json")])
-    assert r.exit_code != 0 and "which was not rebuilt from" in r.output
+    quantized = tmp_path / "int8"  # made from the rebuilt model, so not what the artefact rebuilds
+    for args in (["compress", "quantize", "-m", str(rebuilt), "--method", "int8-dynamic", "--out", str(quantized)],
+                 ["run", "--dataset", str(data), "-m", str(quantized), "--split", "train", "--out", str(tmp_path / "q")]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 0, r.output
+    for other in ("b", "q"):
+        r = CliRunner().invoke(main, ["compress", "record", str(out), "--metrics", str(tmp_path / other / "metrics.json")])
+        assert r.exit_code != 0 and "which was not rebuilt from" in r.output
     r = CliRunner().invoke(main, ["compress", "record", str(out), "--metrics", str(tmp_path / "r" / "metrics.json")])
     assert r.exit_code == 0, r.output
     scored = json.loads((tmp_path / "r" / "metrics.json").read_text())
