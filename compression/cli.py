@@ -18,6 +18,7 @@ from effir.compression.cli_options import (
     model_command,
     parse_ints,
     probe_documents,
+    slim_by_option,
     train_config,
     train_options,
     training_set,
@@ -98,16 +99,21 @@ def train_cmd(model, out, dataset, split, title_body, title_body_limit, passage_
 @click.option("--dataset", type=click.Path(exists=True), default=None)
 @click.option("--reduction", default=0.3, show_default=True, type=UNIT_HALF_OPEN, help="fraction of the remaining MLP width to remove")
 @click.option("--l0-weight", default=1.0, show_default=True)
+@slim_by_option
 @train_options
-def slim_cmd(model, out, dataset, reduction, l0_weight, split, title_body, title_body_limit, passage_max_length,
-             pooling, work, **kw):
-    """Self-slimming: learn channel gates with InfoNCE + λ·L0, then cut the MLPs and fold the gates."""
-    from effir.compression.steps import slim
+def slim_cmd(model, out, dataset, reduction, l0_weight, slim_by, split, title_body, title_body_limit,
+             passage_max_length, pooling, work, **kw):
+    """Self-slimming: learn channel gates with InfoNCE + λ·L0, then cut the MLPs and fold the gates; or, with
+    --slim-by activation, keep the channels that add most to the output on calibration texts (no training)."""
+    from effir.compression.steps import calibration_texts, slim, slim_by_activation
 
-    cfg = train_config(**kw, default_lr=0.05)
-    work, examples = training_set(out, work, dataset, split, title_body, title_body_limit, cfg.negatives > 0)
-    new, widths = slim(model, out, examples, reduction, cfg, work, l0_weight=l0_weight,
-                       passage_max_length=passage_max_length, pooling=pooling)
+    if slim_by == "activation":
+        new, widths = slim_by_activation(model, out, calibration_texts(dataset=dataset), reduction, pooling=pooling)
+    else:
+        cfg = train_config(**kw, default_lr=0.05)
+        work, examples = training_set(out, work, dataset, split, title_body, title_body_limit, cfg.negatives > 0)
+        new, widths = slim(model, out, examples, reduction, cfg, work, l0_weight=l0_weight,
+                           passage_max_length=passage_max_length, pooling=pooling)
     click.echo(f"MLP widths {widths} -> {new.path}")
 
 
@@ -139,10 +145,11 @@ def plan_cmd(model, dataset, drop_fraction, reduction, target_speedup, importanc
 @cut_options
 @click.option("--slim-steps", type=int, default=None, help="gate-training steps of self-slimming (default: as training)")
 @click.option("--slim-lr", default=0.05, show_default=True)
+@slim_by_option
 @train_options
 @distill_options
-def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, importance, slim_steps, slim_lr, split,
-              title_body, title_body_limit, passage_max_length, pooling, work, distill_from, distill_weight,
+def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, importance, slim_steps, slim_lr, slim_by,
+              split, title_body, title_body_limit, passage_max_length, pooling, work, distill_from, distill_weight,
               contrastive_weight, **kw):
     """The EffiR recipe: analyze → plan → drop → slim → train, every intermediate folder kept; with
     --distill-from, the last training also imitates that teacher (e.g. the trained model the cut was made from)."""
@@ -155,7 +162,7 @@ def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, imp
     cfg = with_distillation(cfg, distill_from, distill_weight, contrastive_weight)
     steps = effir_recipe(model, dataset, out, drop_fraction, reduction, split, title_body, title_body_limit, cfg,
                          slim_cfg, passage_max_length=passage_max_length, target_speedup=target_speedup,
-                         importance=importance, pooling=pooling, teacher=distill_from)
+                         importance=importance, pooling=pooling, teacher=distill_from, slim_by=slim_by)
     for name, path in steps.items():
         click.echo(f"{name:>12}: {path}")
 

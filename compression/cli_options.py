@@ -99,6 +99,12 @@ def cut_options(f):
     return f
 
 
+slim_by_option = click.option(
+    "--slim-by", type=click.Choice(["gate", "activation"]), default="gate", show_default=True,
+    help="how the width cut chooses channels: learned L0 gates (the paper's self-slimming) or, without training, "
+         "activation-weighted channel norms on calibration texts of --dataset")
+
+
 def importance_scores(model, importance, dataset, out):
     from effir.compression.steps import analyze, calibration_texts
 

@@ -5,6 +5,8 @@
 
 After training, the channels with the lowest z (all with z ≤ 0, and across layers as many as the target asks)
 are removed from the tensors, and ReLU(z) of the kept ones is folded into W_down's columns.
+
+`activation_keep_sets` chooses the channels without training: by what each adds to the output on calibration text.
 """
 
 from __future__ import annotations
@@ -90,6 +92,24 @@ def load_channels(path) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     state = load_file(str(path))
     layers = sorted({int(k.split(".")[0]) for k in state})
     return {i: (state[f"{i}.keep"], state[f"{i}.scale"]) for i in layers}
+
+
+def activation_keep_sets(model: nn.Module, input_sq_norms: dict[str, torch.Tensor], keep_fraction: float,
+                         min_channels: int = 8) -> dict[int, torch.Tensor]:
+    """The cheap alternative to gate training: in each remaining MLP keep the top `keep_fraction` of channels by
+    ‖u_c‖₂ · ‖W_down[:, c]‖₂, where u_c is channel c's input to the output projection over calibration tokens
+    (`sparsity.collect_inputs`, keyed "layer.path"): what the channel adds to the output, as Wanda scores a weight.
+    The same fraction per layer, since activation scales differ from layer to layer."""
+    out = {}
+    for i, layer in enumerate(architecture.layers(model)):
+        if architecture.mlp_is_dropped(layer):
+            continue
+        _, down = architecture.mlp_linears(layer)
+        name = next(n for n, m in layer.named_modules() if m is down)
+        score = input_sq_norms[f"{i}.{name}"].sqrt() * down.weight.float().norm(dim=0)
+        n_keep = max(min_channels, round(keep_fraction * score.numel()))
+        out[i] = torch.topk(score, min(n_keep, score.numel())).indices.sort().values
+    return out
 
 
 def l0_regularizer(gates: ChannelGates, target_keep: float, weight: float, beta: float = 5.0):

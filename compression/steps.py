@@ -161,6 +161,28 @@ def slim(model: str, out: str | Path, examples, reduction: float, cfg: TrainConf
     return save_model_folder(net, tok, spec, out, files=files, history=hist), widths
 
 
+def slim_by_activation(model: str, out: str | Path, texts: list[str], reduction: float, device: str = "cpu",
+                       pooling: str | None = None):
+    """Cut the MLPs to (1 − reduction) of their width by activation-weighted channel norms on `texts`: no training
+    (`slim.activation_keep_sets`)."""
+    import torch
+
+    from effir.compression.slim import activation_keep_sets, save_channels
+    from effir.compression.sparsity import collect_inputs
+
+    spec, net, tok = load(model, device, pooling)
+    _, sq_norms = collect_inputs(net, tok, texts, max_length=spec.passage_max_length, device=device, spec=spec)
+    channels = {}
+    for i, keep in activation_keep_sets(net, sq_norms, 1.0 - reduction).items():
+        architecture.keep_mlp_channels(net, i, keep)
+        channels[i] = (keep.cpu(), torch.ones(len(keep)))
+    widths = {i: int(idx.numel()) for i, (idx, _) in channels.items()}
+    hist = spec.extra.get("history", []) + [{"step": "slim", "reduction": reduction, "by": "activation",
+                                             "calibration_texts": len(texts), "widths": widths}]
+    files = {CHANNELS_FILE: lambda path: save_channels(channels, path)}
+    return save_model_folder(net, tok, spec, out, files=files, history=hist), widths
+
+
 def typical_lengths(model: str, dataset: str | None, sample: int = 256, seed: int = 0) -> tuple[int, int]:
     """(document, query) tokens per text as the encoder sees them: medians over the dataset's corpus sample and
     queries; without a dataset, the maximum lengths."""
@@ -200,13 +222,15 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
                  split: str = "train", title_body: list[str] = (), title_body_limit: int = 2000,
                  cfg: TrainConfig | None = None, slim_cfg: TrainConfig | None = None, calibration: int = 256,
                  passage_max_length: int | None = None, device: str = "cpu", target_speedup: float | None = None,
-                 importance: str | None = None, pooling: str | None = None, teacher: str | None = None) -> dict:
+                 importance: str | None = None, pooling: str | None = None, teacher: str | None = None,
+                 slim_by: str = "gate") -> dict:
     """analyze → plan → drop → slim → train (the paper's order); every intermediate folder is kept under `out`.
 
     The cut is `drop_fraction` of the MLP sublayers and `reduction` of the remaining width, or, with
     `target_speedup`, the plan that reaches it with the least importance removed (`plan.py`). `pooling` overrides
     the model's from the first folder on, so every later step trains and encodes with it. `teacher`: the last
-    training also distils from it (`cfg.distill_weight`, `cfg.contrastive_weight`)."""
+    training also distils from it (`cfg.distill_weight`, `cfg.contrastive_weight`). `slim_by`: "gate" (the paper's
+    self-slimming) or "activation" (`slim_by_activation`, on the calibration texts)."""
     out = Path(out)
     cfg = cfg or TrainConfig()
     slim_cfg = slim_cfg or replace(cfg, lr=0.05, lora=False)
@@ -232,12 +256,17 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
     if chosen.reduction:
         steps["slim"] = str(out / "2-slim")
         if not (out / "2-slim" / "effir.json").exists():
-            slim(steps["drop"], out / "2-slim", examples, chosen.reduction, slim_cfg, out / "work-2",
-                 passage_max_length=passage_max_length, device=device)
+            if slim_by == "activation":
+                slim_by_activation(steps["drop"], out / "2-slim", calibration_texts(dataset=dataset, n=calibration),
+                                   chosen.reduction, device=device)
+            else:
+                slim(steps["drop"], out / "2-slim", examples, chosen.reduction, slim_cfg, out / "work-2",
+                     passage_max_length=passage_max_length, device=device)
     steps["final"] = str(out / "3-final")
     if not (out / "3-final" / "effir.json").exists():
         finetune(steps.get("slim", steps["drop"]), out / "3-final", examples, cfg, out / "work-3", teacher=teacher,
                  passage_max_length=passage_max_length, device=device)
     write_json(out / "recipe.json", {"model": model, "dataset": dataset, "plan": chosen.to_json(), "steps": steps,
-                                      "train": asdict(cfg), "slim": asdict(slim_cfg), "teacher": teacher})
+                                      "train": asdict(cfg), "slim": asdict(slim_cfg), "slim_by": slim_by,
+                                      "teacher": teacher})
     return steps

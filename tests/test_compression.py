@@ -179,6 +179,28 @@ def test_slim_cuts_requested_fraction(tiny_llama):
     assert sum(len(idx) for idx, _ in channels.values()) == round(0.7 * 4 * 64)
 
 
+def test_slim_by_activation_keeps_what_adds_to_the_output(tmp_path, tiny_llama, tiny_dataset):
+    from effir.compression.slim import activation_keep_sets, load_channels
+    from effir.compression.sparsity import collect_inputs
+
+    model, tok = load_model(resolve(str(tiny_llama)), device="cpu")
+    _, down = architecture.mlp_linears(architecture.layers(model)[1])
+    with torch.no_grad():
+        down.weight[:, :5] = 0  # five channels that add nothing, whatever their activations
+    _, norms = collect_inputs(model, tok, TEXTS, max_length=32)
+    keep = activation_keep_sets(model, norms, 0.5)
+    assert [len(k) for k in keep.values()] == [32] * 4  # the same fraction in every layer
+    assert not set(range(5)) & set(keep[1].tolist())
+    r = CliRunner().invoke(main, ["compress", "slim", "-m", str(tiny_llama), "--slim-by", "activation", "--dataset",
+                                  str(tiny_dataset), "--reduction", "0.25", "--out", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    spec = resolve(str(tmp_path / "s"))
+    assert spec.mlp_widths == {i: 48 for i in range(4)} and spec.extra["history"][-1]["by"] == "activation"
+    channels = load_channels(tmp_path / "s" / "channels.safetensors")
+    assert all(torch.equal(scale, torch.ones(48)) for _, scale in channels.values())  # nothing folded
+    assert Encoder(spec, device="cpu").encode(TEXTS)[0].shape == (len(TEXTS), 32)
+
+
 @pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_bert"])
 def test_greedy_drift_is_what_the_cut_does(request, fixture):
     """D(S) along the greedy order equals the drift of the real cut (`apply_structure` on a fresh model); the first
@@ -296,6 +318,14 @@ def test_effir_recipe_end_to_end(tmp_path, tiny_llama, tiny_dataset):
     with pytest.raises(EffirError, match="1-drop: dropped MLPs"):
         effir_recipe(str(tiny_llama), str(tiny_dataset), tmp_path / "r", drop_fraction=0.5, reduction=0.3,
                      importance=str(tmp_path / "other.json"))
+    # the width cut chosen without gate training
+    effir_recipe(str(tiny_llama), str(tiny_dataset), tmp_path / "a", drop_fraction=0.5, reduction=0.3,
+                 cfg=TrainConfig(batch_size=4, max_steps=1, lr=1e-3, lora=True, lora_r=4), calibration=8,
+                 importance=str(tmp_path / "r" / "0-analyze" / "importance.json"), slim_by="activation")
+    by_activation = json.loads((tmp_path / "a" / "3-final" / "effir.json").read_text())
+    assert by_activation["dropped_mlp"] == final["dropped_mlp"]
+    assert by_activation["mlp_widths"] == {"1": 45, "3": 45}  # 70 % of each layer (the gates choose across layers)
+    assert by_activation["history"][1]["by"] == "activation"
 
 
 def test_gte_loss_is_the_written_sum():
