@@ -94,21 +94,18 @@ def load_channels(path) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     return {i: (state[f"{i}.keep"], state[f"{i}.scale"]) for i in layers}
 
 
-def activation_keep_sets(model: nn.Module, input_sq_norms: dict[str, torch.Tensor], keep_fraction: float,
-                         min_channels: int = 8) -> dict[int, torch.Tensor]:
+def activation_keep_sets(channel_scores: list, keep_fraction: float, min_channels: int = 8) -> dict[int, torch.Tensor]:
     """The cheap alternative to gate training: in each remaining MLP keep the top `keep_fraction` of channels by
-    ‖u_c‖₂ · ‖W_down[:, c]‖₂, where u_c is channel c's input to the output projection over calibration tokens
-    (`sparsity.collect_inputs`, keyed "layer.path"): what the channel adds to the output, as Wanda scores a weight.
-    The same fraction per layer, since activation scales differ from layer to layer."""
+    their activation-weighted norm a_c = ‖u_c‖·‖W_down[:, c]‖ (`importance.sublayer_importance`'s "mlp_channels",
+    None for a dropped MLP): what a channel writes into the stream. The same fraction per layer, since activation
+    scales differ from layer to layer."""
     out = {}
-    for i, layer in enumerate(architecture.layers(model)):
-        if architecture.mlp_is_dropped(layer):
+    for i, scores in enumerate(channel_scores):
+        if scores is None:
             continue
-        _, down = architecture.mlp_linears(layer)
-        name = next(n for n, m in layer.named_modules() if m is down)
-        score = input_sq_norms[f"{i}.{name}"].sqrt() * down.weight.float().norm(dim=0)
-        n_keep = max(min_channels, round(keep_fraction * score.numel()))
-        out[i] = torch.topk(score, min(n_keep, score.numel())).indices.sort().values
+        score = torch.tensor(scores)
+        n_keep = min(score.numel(), max(min_channels, round(keep_fraction * score.numel())))
+        out[i] = torch.topk(score, n_keep).indices.sort().values
     return out
 
 

@@ -163,19 +163,18 @@ def slim(model: str, out: str | Path, examples, reduction: float, cfg: TrainConf
 
 def slim_by_activation(model: str, out: str | Path, texts: list[str], reduction: float, device: str = "cpu",
                        pooling: str | None = None):
-    """Cut the MLPs to (1 − reduction) of their width by activation-weighted channel norms on `texts`: no training
-    (`slim.activation_keep_sets`)."""
+    """Cut the MLPs to (1 − reduction) of their width by activation-weighted channel norms on `texts`, measured on
+    this model (not the one it was cut from): no training (`slim.activation_keep_sets`)."""
     import torch
 
     from effir.compression.slim import activation_keep_sets, save_channels
-    from effir.compression.sparsity import collect_inputs
 
     spec, net, tok = load(model, device, pooling)
-    _, sq_norms = collect_inputs(net, tok, texts, max_length=spec.passage_max_length, device=device, spec=spec)
+    scores = imp.sublayer_importance(net, tok, texts, max_length=spec.passage_max_length, spec=spec, device=device)
     channels = {}
-    for i, keep in activation_keep_sets(net, sq_norms, 1.0 - reduction).items():
+    for i, keep in activation_keep_sets(scores["mlp_channels"], 1.0 - reduction).items():
         architecture.keep_mlp_channels(net, i, keep)
-        channels[i] = (keep.cpu(), torch.ones(len(keep)))
+        channels[i] = (keep, torch.ones(len(keep)))
     widths = {i: int(idx.numel()) for i, (idx, _) in channels.items()}
     hist = spec.extra.get("history", []) + [{"step": "slim", "reduction": reduction, "by": "activation",
                                              "calibration_texts": len(texts), "widths": widths}]

@@ -181,15 +181,14 @@ def test_slim_cuts_requested_fraction(tiny_llama):
 
 def test_slim_by_activation_keeps_what_adds_to_the_output(tmp_path, tiny_llama, tiny_dataset):
     from effir.compression.slim import activation_keep_sets, load_channels
-    from effir.compression.sparsity import collect_inputs
 
     model, tok = load_model(resolve(str(tiny_llama)), device="cpu")
     _, down = architecture.mlp_linears(architecture.layers(model)[1])
     with torch.no_grad():
         down.weight[:, :5] = 0  # five channels that add nothing, whatever their activations
-    _, norms = collect_inputs(model, tok, TEXTS, max_length=32)
-    keep = activation_keep_sets(model, norms, 0.5)
-    assert [len(k) for k in keep.values()] == [32] * 4  # the same fraction in every layer
+    architecture.apply_structure(model, dropped_mlp=[2])
+    keep = activation_keep_sets(sublayer_importance(model, tok, TEXTS, max_length=32)["mlp_channels"], 0.5)
+    assert {i: len(k) for i, k in keep.items()} == {0: 32, 1: 32, 3: 32}  # the same fraction in every kept MLP
     assert not set(range(5)) & set(keep[1].tolist())
     r = CliRunner().invoke(main, ["compress", "slim", "-m", str(tiny_llama), "--slim-by", "activation", "--dataset",
                                   str(tiny_dataset), "--reduction", "0.25", "--out", str(tmp_path / "s")])
