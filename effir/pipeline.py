@@ -7,12 +7,15 @@ so an interrupted run continues where it stopped (encoding itself resumes shard 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
 from effir.core.data import BeirDataset
 from effir.core.files import sha256_file, write_json
 from effir.core.trec import read_trec_run, write_trec_run
+
+logger = logging.getLogger(__name__)
 
 
 class Stages:
@@ -65,8 +68,12 @@ def run_dense(dataset: str | Path, model: str, out: str | Path, split: str = "te
     key = {"model": fp, "corpus": corpus_fp}
     rec = stages.done("encode", key)
     if rec is None:
+        # shards this folder's own encode stage made from another model or corpus are stale, not to be resumed
+        stale = "encode" in stages.records and stages.records["encode"].get("key") != key
+        if stale:
+            logger.warning("%s: made from another model or corpus than %s; encoding again", out / "shards", spec.path)
         t0 = time.perf_counter()
-        encode_corpus(encoder, corpus, out / "shards", model_fingerprint=fp)
+        encode_corpus(encoder, corpus, out / "shards", model_fingerprint=fp, overwrite=stale)
         rec = stages.record("encode", key, outputs=[out / "shards" / "manifest.json"],
                             seconds=round(time.perf_counter() - t0, 3), docs=corpus.count)
     encode_s = rec["seconds"]
