@@ -32,7 +32,7 @@ from effir.core.errors import EffirError
 from effir.core.files import atomic_path, sha256_file, write_json
 from effir.core.models import ModelSpec, resolve
 from effir.encoder import architecture
-from effir.encoder.model import Encoder, load_model
+from effir.encoder.model import Encoder, load_model, model_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +198,10 @@ FIGURE_KEYS = ("dataset", "split", "ndcg@10", "recall@100", "mrr@10")
 
 def figures_of(metrics_path: str | Path) -> dict:
     """The figures a manifest records from an evaluation's metrics.json."""
-    metrics = json.loads(Path(metrics_path).read_text())
+    return _figures(json.loads(Path(metrics_path).read_text()))
+
+
+def _figures(metrics: dict) -> dict:
     return {k: metrics[k] for k in FIGURE_KEYS if k in metrics}
 
 
@@ -214,11 +217,9 @@ def record_figures(folder: str | Path, metrics_path: str | Path) -> dict:
     # a model made from the rebuilt one (quantised, pruned) inherits `rebuilt_from` but adds to the history
     if source is None or Path(source).resolve() != folder.resolve() or made.get("history") != manifest["history"]:
         raise ArtefactError(f"{metrics_path}: scored {scored}, which was not rebuilt from {folder}")
-    from effir.encoder.model import model_fingerprint
-
     if metrics.get("index", {}).get("model_fingerprint") != model_fingerprint(resolve(str(scored))):
         raise ArtefactError(f"{metrics_path}: {scored} has changed since it was scored; evaluate it again")
-    figures = figures_of(metrics_path)
+    figures = _figures(metrics)
     if figures != manifest["figures"]:  # unchanged figures leave the file (and its time, which make reads) alone
         write_json(folder / MANIFEST, {**manifest, "figures": figures})
         logger.info("%s: recorded %s", folder / MANIFEST, figures)

@@ -41,8 +41,8 @@ class Int8TokenLinear(nn.Module):
         rows = x.reshape(-1, self.in_features).float()
         scale = torch.linalg.vector_norm(rows, float("inf"), dim=1, keepdim=True).clamp_min_(1e-12).div_(127)
         products = torch._int_mm(rows.div(scale).round_().to(torch.int8), self.weight_t)
-        # dequantise into the int32 buffer itself (same element size): a fresh tensor per step costs page faults
-        # that, at document batch sizes, took longer than the int8 matrix product
+        # dequantise into the int32 buffer itself (same element size): at document batch sizes a fresh tensor per
+        # elementwise step cost a third of the layer's time (bench/int8_token_kernel.py)
         y = torch.mul(products, scale, out=products.view(torch.float32)).mul_(self.weight_scale)
         if self.bias is not None:
             y.add_(self.bias)

@@ -144,7 +144,7 @@ def slim(model: str, out: str | Path, examples, reduction: float, cfg: TrainConf
          l0_weight: float = 1.0, passage_max_length: int | None = None, device: str = "cpu",
          pooling: str | None = None):
     """Train the channel gates (model frozen), then cut the MLPs to (1 − reduction) of their width."""
-    from effir.compression.slim import ChannelGates, l0_regularizer, save_channels
+    from effir.compression.slim import ChannelGates, l0_regularizer
 
     spec, net, tok = load(model, device, pooling)
     gates = ChannelGates(net)
@@ -152,11 +152,16 @@ def slim(model: str, out: str | Path, examples, reduction: float, cfg: TrainConf
     net, history = train(net, tok, _training_spec(spec, passage_max_length), examples, cfg, work,
                          params=gates.parameters(),
                          regularizer=l0_regularizer(gates, keep, l0_weight), device=device, desc=f"slim {spec.name}")
-    channels = gates.fold(keep)
+    return _save_width_cut(spec, net, tok, out, gates.fold(keep), reduction=reduction, config=asdict(cfg),
+                           final_l0=history[-1].get("l0") if history else None)
+
+
+def _save_width_cut(spec, net, tok, out, channels: dict, **step):
+    """The sliced model with its kept channels file, and the slim step (`step` and the widths) in its history."""
+    from effir.compression.slim import save_channels
+
     widths = {i: int(idx.numel()) for i, (idx, _) in channels.items()}
-    hist = spec.extra.get("history", []) + [{"step": "slim", "reduction": reduction, "config": asdict(cfg),
-                                             "final_l0": history[-1].get("l0") if history else None,
-                                             "widths": widths}]
+    hist = spec.extra.get("history", []) + [{"step": "slim", **step, "widths": widths}]
     files = {CHANNELS_FILE: lambda path: save_channels(channels, path)}
     return save_model_folder(net, tok, spec, out, files=files, history=hist), widths
 
@@ -167,7 +172,7 @@ def slim_by_activation(model: str, out: str | Path, texts: list[str], reduction:
     this model (not the one it was cut from): no training (`slim.activation_keep_sets`)."""
     import torch
 
-    from effir.compression.slim import activation_keep_sets, save_channels
+    from effir.compression.slim import activation_keep_sets
 
     spec, net, tok = load(model, device, pooling)
     scores = imp.sublayer_importance(net, tok, texts, max_length=spec.passage_max_length, spec=spec, device=device)
@@ -175,11 +180,8 @@ def slim_by_activation(model: str, out: str | Path, texts: list[str], reduction:
     for i, keep in activation_keep_sets(scores["mlp_channels"], 1.0 - reduction).items():
         architecture.keep_mlp_channels(net, i, keep)
         channels[i] = (keep, torch.ones(len(keep)))
-    widths = {i: int(idx.numel()) for i, (idx, _) in channels.items()}
-    hist = spec.extra.get("history", []) + [{"step": "slim", "reduction": reduction, "by": "activation",
-                                             "calibration_texts": len(texts), "widths": widths}]
-    files = {CHANNELS_FILE: lambda path: save_channels(channels, path)}
-    return save_model_folder(net, tok, spec, out, files=files, history=hist), widths
+    return _save_width_cut(spec, net, tok, out, channels, reduction=reduction, by="activation",
+                           calibration_texts=len(texts))
 
 
 def typical_lengths(model: str, dataset: str | None, sample: int = 256, seed: int = 0) -> tuple[int, int]:
