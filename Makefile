@@ -122,7 +122,7 @@ LLM_DRIFT  := $(LLM)/importance-drift/importance.json
 LLM_FT     := $(LLM)/rebuilt/smollm2-ft
 LLM_EFFIR := $(BIN)/effir compress effir -m $(LLM_BASE) $(LLM_TRAIN) --slim-steps 40 --importance
 LLM_SYSTEMS := smollm2-ft smollm2-effir-d8 smollm2-effir-d8-drift smollm2-effir-d15 smollm2-effir smollm2-effir-act \
-               smollm2-effir-2x smollm2-effir-d15-distilled
+               smollm2-effir-2x smollm2-effir-2x-act smollm2-effir-d15-distilled
 
 TRAIN_smollm2-ft          = $(BIN)/effir compress train -m $(LLM_BASE) $(LLM_TRAIN) --out $(LLM)/smollm2-ft
 TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
@@ -149,6 +149,10 @@ TRAINED_smollm2-effir-act = $(LLM)/smollm2-effir-act/3-final
 IMPORTANCE_smollm2-effir-2x = $(LLM_DRIFT)
 TRAIN_smollm2-effir-2x    = $(LLM_EFFIR) $(LLM_DRIFT) --target-speedup 2.0 --out $(LLM)/smollm2-effir-2x
 TRAINED_smollm2-effir-2x  = $(LLM)/smollm2-effir-2x/3-final
+IMPORTANCE_smollm2-effir-2x-act = $(LLM_DRIFT)
+TRAIN_smollm2-effir-2x-act = $(LLM_EFFIR) $(LLM_DRIFT) --target-speedup 2.0 --slim-by activation \
+  --out $(LLM)/smollm2-effir-2x-act
+TRAINED_smollm2-effir-2x-act = $(LLM)/smollm2-effir-2x-act/3-final
 
 # the same d15 cut made from smollm2-ft instead of the base (its own greedy drift order), and taught only to imitate
 # smollm2-ft's embeddings (1 − cos, no InfoNCE) with the same data and steps: what the cut loses of its trained parent

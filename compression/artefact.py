@@ -214,7 +214,7 @@ def record_figures(folder: str | Path, metrics_path: str | Path) -> dict:
     scored = Path(metrics.get("model_path", ""))
     made = json.loads((scored / "effir.json").read_text()) if (scored / "effir.json").exists() else {}
     source = (made.get("rebuilt_from") or {}).get("artefact")
-    # a model made from the rebuilt one (quantised, pruned) inherits `rebuilt_from` but adds to the history
+    # the history check also refuses folders made before children stopped inheriting `rebuilt_from`
     if source is None or Path(source).resolve() != folder.resolve() or made.get("history") != manifest["history"]:
         raise ArtefactError(f"{metrics_path}: scored {scored}, which was not rebuilt from {folder}")
     if metrics.get("index", {}).get("model_fingerprint") != model_fingerprint(resolve(str(scored))):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from effir.compression.folder import save_model_folder
+from effir.compression.folder import inherited, save_model_folder
 from effir.compression.info import describe
 from effir.compression.steps import load
 from effir.core.models import resolve
@@ -33,7 +33,8 @@ def _copy_folder(spec, out, history: list, extra_files: dict | None = None, **fi
 
     with atomic_path(out) as tmp:
         shutil.copytree(spec.path, tmp, ignore=shutil.ignore_patterns("*.tmp", SHADOW_WEIGHTS))
-        meta = json.loads((tmp / EFFIR_JSON).read_text()) if (tmp / EFFIR_JSON).exists() else spec.to_effir_json()
+        meta = inherited(json.loads((tmp / EFFIR_JSON).read_text()) if (tmp / EFFIR_JSON).exists()
+                         else spec.to_effir_json())
         meta.update(fields, made_from=spec.path, history=spec.extra.get("history", []) + history)
         (tmp / EFFIR_JSON).write_text(json.dumps(meta, indent=2) + "\n")
         for name, write in (extra_files or {}).items():

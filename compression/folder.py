@@ -22,7 +22,7 @@ def save_model_folder(model, tokenizer, spec: ModelSpec, out: str | Path, files:
                        "dropped_mlp": structure["dropped_mlp"], "dropped_attn": structure["dropped_attn"],
                        "mlp_widths": structure["mlp_widths"] if _slimmed(model, structure) else {},
                        "low_rank": structure["low_rank"],
-                       "extra": {**spec.extra, "made_from": spec.path, **extra}})
+                       "extra": {**inherited(spec.extra), "made_from": spec.path, **extra}})
     new.extra.setdefault("base_model", spec.extra.get("base_model", spec.path))
     with atomic_path(out) as tmp:
         model.to(torch.float32).save_pretrained(tmp)
@@ -31,6 +31,12 @@ def save_model_folder(model, tokenizer, spec: ModelSpec, out: str | Path, files:
         for name, write in (files or {}).items():
             write(tmp / name)
     return new
+
+
+def inherited(meta: dict) -> dict:
+    """What a model made from a folder keeps of its effir.json: all but `rebuilt_from`, which names the artefact
+    that folder was rebuilt from and is true only of it (a quantised child of it was not rebuilt from anything)."""
+    return {k: v for k, v in meta.items() if k != "rebuilt_from"}
 
 
 def carried_files(spec: ModelSpec, names: tuple[str, ...]) -> dict:

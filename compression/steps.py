@@ -268,6 +268,7 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
         finetune(steps.get("slim", steps["drop"]), out / "3-final", examples, cfg, out / "work-3", teacher=teacher,
                  passage_max_length=passage_max_length, device=device)
     write_json(out / "recipe.json", {"model": model, "dataset": dataset, "plan": chosen.to_json(), "steps": steps,
-                                      "train": asdict(cfg), "slim": asdict(slim_cfg), "slim_by": slim_by,
+                                      "train": asdict(cfg), "slim_by": slim_by if chosen.reduction else None,
+                                      "slim": asdict(slim_cfg) if chosen.reduction and slim_by == "gate" else None,
                                       "teacher": teacher})
     return steps

@@ -80,6 +80,8 @@ def test_figures_recorded_only_from_a_model_rebuilt_from_the_artefact(tmp_path, 
                  ["run", "--dataset", str(data), "-m", str(quantized), "--split", "train", "--out", str(tmp_path / "q")]):
         r = CliRunner().invoke(main, args)
         assert r.exit_code == 0, r.output
+    assert "rebuilt_from" in json.loads((rebuilt / "effir.json").read_text())
+    assert "rebuilt_from" not in json.loads((quantized / "effir.json").read_text())  # true of the rebuilt folder only
     for other in ("b", "q"):
         r = CliRunner().invoke(main, ["compress", "record", str(out), "--metrics", str(tmp_path / other / "metrics.json")])
         assert r.exit_code != 0 and "which was not rebuilt from" in r.output

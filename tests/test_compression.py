@@ -325,6 +325,10 @@ def test_effir_recipe_end_to_end(tmp_path, tiny_llama, tiny_dataset):
     assert by_activation["dropped_mlp"] == final["dropped_mlp"]
     assert by_activation["mlp_widths"] == {"1": 45, "3": 45}  # 70 % of each layer (the gates choose across layers)
     assert by_activation["history"][1]["by"] == "activation"
+    # each recipe records the width cut it made, and the gates' settings only where gates were trained
+    recipes = {r: json.loads((tmp_path / r / "recipe.json").read_text()) for r in ("r", "a")}
+    assert recipes["r"]["slim_by"] == "gate" and recipes["r"]["slim"]["lr"] == 0.05
+    assert recipes["a"]["slim_by"] == "activation" and recipes["a"]["slim"] is None
 
 
 def test_gte_loss_is_the_written_sum():
