@@ -122,7 +122,7 @@ LLM_DRIFT  := $(LLM)/importance-drift/importance.json
 LLM_FT     := $(LLM)/rebuilt/smollm2-ft
 LLM_EFFIR := $(BIN)/effir compress effir -m $(LLM_BASE) $(LLM_TRAIN) --slim-steps 40 --importance
 LLM_SYSTEMS := smollm2-ft smollm2-effir-d8 smollm2-effir-d8-drift smollm2-effir-d15 smollm2-effir smollm2-effir-act \
-               smollm2-effir-2x smollm2-effir-2x-act smollm2-effir-d15-distilled
+               smollm2-effir-gact smollm2-effir-2x smollm2-effir-2x-act smollm2-effir-d15-distilled
 
 TRAIN_smollm2-ft          = $(BIN)/effir compress train -m $(LLM_BASE) $(LLM_TRAIN) --out $(LLM)/smollm2-ft
 TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
@@ -146,6 +146,12 @@ IMPORTANCE_smollm2-effir-act = $(LLM_DRIFT)
 TRAIN_smollm2-effir-act   = $(LLM_EFFIR) $(LLM_DRIFT) --drop-fraction 0.5 --reduction 0.3 --slim-by activation \
   --out $(LLM)/smollm2-effir-act
 TRAINED_smollm2-effir-act = $(LLM)/smollm2-effir-act/3-final
+# the gates trained as for smollm2-effir, then the cut by what each channel writes through its gate (ReLU(z_c)·a_c):
+# the gates' 30 % overlaps the activation cut's no more than chance (11,282 channels kept by both, 11,288 by chance)
+IMPORTANCE_smollm2-effir-gact = $(LLM_DRIFT)
+TRAIN_smollm2-effir-gact  = $(LLM_EFFIR) $(LLM_DRIFT) --drop-fraction 0.5 --reduction 0.3 --slim-by gate-activation \
+  --out $(LLM)/smollm2-effir-gact
+TRAINED_smollm2-effir-gact = $(LLM)/smollm2-effir-gact/3-final
 IMPORTANCE_smollm2-effir-2x = $(LLM_DRIFT)
 TRAIN_smollm2-effir-2x    = $(LLM_EFFIR) $(LLM_DRIFT) --target-speedup 2.0 --out $(LLM)/smollm2-effir-2x
 TRAINED_smollm2-effir-2x  = $(LLM)/smollm2-effir-2x/3-final

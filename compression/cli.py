@@ -104,7 +104,8 @@ def train_cmd(model, out, dataset, split, title_body, title_body_limit, passage_
 def slim_cmd(model, out, dataset, reduction, l0_weight, slim_by, split, title_body, title_body_limit,
              passage_max_length, pooling, work, **kw):
     """Self-slimming: learn channel gates with InfoNCE + λ·L0, then cut the MLPs and fold the gates; or, with
-    --slim-by activation, keep the channels that add most to the output on calibration texts (no training)."""
+    --slim-by activation, keep the channels that add most to the output on calibration texts (no training); or,
+    with --slim-by gate-activation, learn the gates, then keep the channels that add most through them."""
     from effir.compression.steps import calibration_texts, slim, slim_by_activation
 
     if slim_by == "activation":
@@ -112,8 +113,9 @@ def slim_cmd(model, out, dataset, reduction, l0_weight, slim_by, split, title_bo
     else:
         cfg = train_config(**kw, default_lr=0.05)
         work, examples = training_set(out, work, dataset, split, title_body, title_body_limit, cfg.negatives > 0)
+        texts = calibration_texts(dataset=dataset) if slim_by == "gate-activation" else []
         new, widths = slim(model, out, examples, reduction, cfg, work, l0_weight=l0_weight,
-                           passage_max_length=passage_max_length, pooling=pooling)
+                           passage_max_length=passage_max_length, pooling=pooling, calibration=texts)
     click.echo(f"MLP widths {widths} -> {new.path}")
 
 

@@ -100,9 +100,10 @@ def cut_options(f):
 
 
 slim_by_option = click.option(
-    "--slim-by", type=click.Choice(["gate", "activation"]), default="gate", show_default=True,
-    help="how the width cut chooses channels: learned L0 gates (the paper's self-slimming) or, without training, "
-         "activation-weighted channel norms on calibration texts of --dataset")
+    "--slim-by", type=click.Choice(["gate", "activation", "gate-activation"]), default="gate", show_default=True,
+    help="how the width cut chooses channels: learned L0 gates (the paper's self-slimming); without training, "
+         "activation-weighted channel norms on calibration texts of --dataset; or gates trained, then the same "
+         "norms measured through them (ReLU(z)·a_c)")
 
 
 def importance_scores(model, importance, dataset, out):

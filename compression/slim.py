@@ -6,7 +6,8 @@
 After training, the channels with the lowest z (all with z ≤ 0, and across layers as many as the target asks)
 are removed from the tensors, and ReLU(z) of the kept ones is folded into W_down's columns.
 
-`activation_keep_sets` chooses the channels without training: by what each adds to the output on calibration text.
+`activation_keep_sets` chooses the channels by what each adds to the output on calibration text: without
+training, or after it on the gated model (ReLU(z_c)·a_c: the gates' learned scales with each channel's size).
 """
 
 from __future__ import annotations
@@ -60,10 +61,11 @@ class ChannelGates:
             return out
 
     @torch.no_grad()
-    def fold(self, keep_fraction: float) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-        """Slice every gated MLP to its kept channels and fold ReLU(z) into W_down.
+    def fold(self, keep_fraction: float, keep: dict[int, torch.Tensor] | None = None
+             ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Slice every gated MLP to its kept channels (`keep`, or the top z) and fold ReLU(z) into W_down.
         Returns {layer: (kept channel indices, their folded scales)}: what rebuilds the cut from the parent."""
-        keep = self.keep_sets(keep_fraction)
+        keep = keep if keep is not None else self.keep_sets(keep_fraction)
         self.remove()
         out = {}
         for i, idx in keep.items():

@@ -142,9 +142,11 @@ def loss_summary(history: list[dict], window: int = 10) -> dict:
 
 def slim(model: str, out: str | Path, examples, reduction: float, cfg: TrainConfig, work: str | Path,
          l0_weight: float = 1.0, passage_max_length: int | None = None, device: str = "cpu",
-         pooling: str | None = None):
-    """Train the channel gates (model frozen), then cut the MLPs to (1 − reduction) of their width."""
-    from effir.compression.slim import ChannelGates, l0_regularizer
+         pooling: str | None = None, calibration: list[str] = ()):
+    """Train the channel gates (model frozen), then cut the MLPs to (1 − reduction) of their width: the channels
+    of lowest z across layers, or, with `calibration` texts, in each layer those of least gated activation-weighted
+    norm ReLU(z_c)·a_c measured on them (what each channel writes with its learned scale; the same share per layer)."""
+    from effir.compression.slim import ChannelGates, activation_keep_sets, l0_regularizer
 
     spec, net, tok = load(model, device, pooling)
     gates = ChannelGates(net)
@@ -152,8 +154,14 @@ def slim(model: str, out: str | Path, examples, reduction: float, cfg: TrainConf
     net, history = train(net, tok, _training_spec(spec, passage_max_length), examples, cfg, work,
                          params=gates.parameters(),
                          regularizer=l0_regularizer(gates, keep, l0_weight), device=device, desc=f"slim {spec.name}")
-    return _save_width_cut(spec, net, tok, out, gates.fold(keep), reduction=reduction, config=asdict(cfg),
-                           final_l0=history[-1].get("l0") if history else None)
+    chosen, how = None, {}
+    if calibration:  # the gates are still hooked in, so the channel norms are measured after ReLU(z)
+        scores = imp.sublayer_importance(net.eval(), tok, list(calibration), max_length=spec.passage_max_length,
+                                         spec=spec, device=device)
+        chosen = activation_keep_sets(scores["mlp_channels"], keep)
+        how = {"by": "gate-activation", "calibration_texts": len(calibration)}
+    return _save_width_cut(spec, net, tok, out, gates.fold(keep, chosen), reduction=reduction, config=asdict(cfg),
+                           final_l0=history[-1].get("l0") if history else None, **how)
 
 
 def _save_width_cut(spec, net, tok, out, channels: dict, **step):
@@ -231,7 +239,8 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
     `target_speedup`, the plan that reaches it with the least importance removed (`plan.py`). `pooling` overrides
     the model's from the first folder on, so every later step trains and encodes with it. `teacher`: the last
     training also distils from it (`cfg.distill_weight`, `cfg.contrastive_weight`). `slim_by`: "gate" (the paper's
-    self-slimming) or "activation" (`slim_by_activation`, on the calibration texts)."""
+    self-slimming), "activation" (`slim_by_activation`, on the calibration texts) or "gate-activation" (gates
+    trained, then the cut by gated activation norms on the calibration texts: `slim`)."""
     out = Path(out)
     cfg = cfg or TrainConfig()
     slim_cfg = slim_cfg or replace(cfg, lr=0.05, lora=False)
@@ -257,18 +266,18 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
     if chosen.reduction:
         steps["slim"] = str(out / "2-slim")
         if not (out / "2-slim" / "effir.json").exists():
+            texts = calibration_texts(dataset=dataset, n=calibration) if slim_by != "gate" else []
             if slim_by == "activation":
-                slim_by_activation(steps["drop"], out / "2-slim", calibration_texts(dataset=dataset, n=calibration),
-                                   chosen.reduction, device=device)
+                slim_by_activation(steps["drop"], out / "2-slim", texts, chosen.reduction, device=device)
             else:
                 slim(steps["drop"], out / "2-slim", examples, chosen.reduction, slim_cfg, out / "work-2",
-                     passage_max_length=passage_max_length, device=device)
+                     passage_max_length=passage_max_length, device=device, calibration=texts)
     steps["final"] = str(out / "3-final")
     if not (out / "3-final" / "effir.json").exists():
         finetune(steps.get("slim", steps["drop"]), out / "3-final", examples, cfg, out / "work-3", teacher=teacher,
                  passage_max_length=passage_max_length, device=device)
     write_json(out / "recipe.json", {"model": model, "dataset": dataset, "plan": chosen.to_json(), "steps": steps,
                                       "train": asdict(cfg), "slim_by": slim_by if chosen.reduction else None,
-                                      "slim": asdict(slim_cfg) if chosen.reduction and slim_by == "gate" else None,
+                                      "slim": asdict(slim_cfg) if chosen.reduction and slim_by != "activation" else None,
                                       "teacher": teacher})
     return steps

@@ -200,6 +200,33 @@ def test_slim_by_activation_keeps_what_adds_to_the_output(tmp_path, tiny_llama, 
     assert Encoder(spec, device="cpu").encode(TEXTS)[0].shape == (len(TEXTS), 32)
 
 
+def test_gate_activation_cut_measures_each_channel_through_its_gate(tmp_path, tiny_llama, tiny_dataset):
+    """With the gates hooked in, a_c is ReLU(z_c) times the ungated a_c, so a closed gate's channel is never kept;
+    `--slim-by gate-activation` trains the gates, then cuts the same share of every layer by that norm."""
+    from effir.compression.slim import activation_keep_sets
+
+    model, tok = load_model(resolve(str(tiny_llama)), device="cpu")
+    ungated = sublayer_importance(model, tok, TEXTS, max_length=32)["mlp_channels"]
+    gates = ChannelGates(model)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for z in gates.parameters():
+            z.copy_(torch.rand_like(z) * 2)
+        gates.z[1][:5] = -1.0  # five closed channels, whatever they would write
+    gated = sublayer_importance(model, tok, TEXTS, max_length=32)["mlp_channels"]
+    # the first MLP reads the same input either way (later ones read what the gates before them changed)
+    torch.testing.assert_close(torch.tensor(gated[0]), torch.relu(gates.z[0].detach()) * torch.tensor(ungated[0]),
+                               rtol=1e-3, atol=1e-6)  # a_c is stored to 4 significant digits
+    assert gated[1][:5] == [0.0] * 5 and min(ungated[1][:5]) > 0
+    assert not set(range(5)) & set(activation_keep_sets(gated, 0.5)[1].tolist())
+    r = CliRunner().invoke(main, ["compress", "slim", "-m", str(tiny_llama), "--slim-by", "gate-activation",
+                                  "--dataset", str(tiny_dataset), "--split", "train", "--max-steps", "2",
+                                  "--batch-size", "4", "--reduction", "0.25", "--out", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    spec = resolve(str(tmp_path / "s"))
+    assert spec.mlp_widths == {i: 48 for i in range(4)} and spec.extra["history"][-1]["by"] == "gate-activation"
+
+
 @pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_bert"])
 def test_greedy_drift_is_what_the_cut_does(request, fixture):
     """D(S) along the greedy order equals the drift of the real cut (`apply_structure` on a fresh model); the first

@@ -129,6 +129,16 @@ def test_eval_cli_json(tmp_path):
                                   "--json", str(tmp_path / "m.json")])
     assert r.exit_code == 0 and "nDCG@10" in r.output
     assert set(json.loads((tmp_path / "m.json").read_text())) >= {"ndcg@10", "recall@100", "mrr@10"}
+    # against a second run: both scored, and the paired test of the first against it
+    (tmp_path / "b").mkdir()
+    write_trec_run(tmp_path / "b" / "run.trec", _random_run(2)[1], "t")
+    r = CliRunner().invoke(main, ["eval", "--run", str(tmp_path / "run.trec"), "--against", str(tmp_path / "b" / "run.trec"),
+                                  "--qrels", str(tmp_path / "q.tsv"), "--json", str(tmp_path / "m.json")])
+    assert r.exit_code == 0, r.output
+    both = json.loads((tmp_path / "m.json").read_text())
+    assert "b/run.trec" in r.output and both["against"]["queries"] == 30
+    other = evaluate(read_trec_run(tmp_path / "b" / "run.trec"), read_qrels(tmp_path / "q.tsv"))
+    assert both["against"]["delta"] == pytest.approx(both["ndcg@10"] - other["ndcg@10"], abs=1e-5)
 
 
 def test_significance():
