@@ -32,6 +32,8 @@ def eval_cmd(run_path, qrels, against_path, json_out):
     from effir.eval.metrics import evaluate, per_query
     from effir.eval.significance import compare
 
+    if against_path and Path(against_path).resolve() == Path(run_path).resolve():
+        raise click.UsageError(f"--against {against_path} is the --run itself")
     judged = read_qrels(qrels)
     runs = {path: read_trec_run(path) for path in filter(None, (run_path, against_path))}
     metrics = {path: evaluate(run, judged) for path, run in runs.items()}
@@ -41,9 +43,10 @@ def eval_cmd(run_path, qrels, against_path, json_out):
     click.echo(metrics_table([(label[path], m) for path, m in metrics.items()]))
     out = metrics[run_path]
     if against_path:
-        out = {**out, "against": {"run": against_path, **compare(*(per_query(run, judged) for run in runs.values()))}}
-        c = out["against"]
-        click.echo(f"{label[run_path]} − {label[against_path]}: Δ nDCG@10 {c['delta']:+.4f} over "
-                   f"{c['queries']} queries, p {c['p_randomization']:.4f} (randomization), {c['p_ttest']:.4f} (t)")
+        paired = compare(per_query(runs[run_path], judged), per_query(runs[against_path], judged))
+        out = {**out, "against": {"run": against_path, **paired}}
+        click.echo(f"{label[run_path]} − {label[against_path]}: Δ nDCG@10 {paired['delta']:+.4f} over "
+                   f"{paired['queries']} queries, p {paired['p_randomization']:.4f} (randomization), "
+                   f"{paired['p_ttest']:.4f} (t)")
     if json_out:
         write_json(json_out, out)
