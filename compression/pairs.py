@@ -19,6 +19,7 @@ class Example:
     query: str
     positive: str
     negatives: list[str] = field(default_factory=list)
+    source: str = ""  # where the pair came from ("scifact train qrels"): what a trained model's history names
 
 
 def qrels_examples(dataset: BeirDataset, split: str) -> tuple[list[tuple[str, str, set]], Corpus]:
@@ -53,7 +54,7 @@ def text_pairs(dataset: BeirDataset, limit: int, split: str | None = None) -> li
 
 
 def build_examples(items: list[tuple[str, str, set]], corpus: Corpus, work: Path, negatives_depth: int = 30,
-                   title_body: bool = False) -> list[Example]:
+                   title_body: bool = False, source: str = "") -> list[Example]:
     """Attach positives' texts and BM25 hard negatives (the top `negatives_depth` hits minus positives)."""
     from effir.search.bm25 import bm25_search, build_lucene_index
 
@@ -66,5 +67,5 @@ def build_examples(items: list[tuple[str, str, set]], corpus: Corpus, work: Path
     for qid, query, positives in items:
         negs = [texts[d] for d, _ in hits.get(qid, []) if d not in positives]
         for pos in sorted(positives):
-            out.append(Example(query, texts[pos], negs))
+            out.append(Example(query, texts[pos], negs, source))
     return out

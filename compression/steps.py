@@ -98,15 +98,25 @@ def training_examples(dataset: str | None, split: str | None, title_body: list[s
     if dataset and split:
         ds = BeirDataset(dataset)
         items, corpus = pairs.qrels_examples(ds, split)
-        examples += pairs.build_examples(items, corpus, work / f"{ds.name}-{split}", negatives_depth)
+        examples += pairs.build_examples(items, corpus, work / f"{ds.name}-{split}", negatives_depth,
+                                         source=f"{ds.name} {split} qrels")
     for folder in title_body:
         ds = BeirDataset(folder)
         corpus = ds.corpus()
         items = pairs.title_body_examples(corpus, title_body_limit)
-        examples += pairs.build_examples(items, corpus, work / f"{ds.name}-titles", negatives_depth, title_body=True)
+        examples += pairs.build_examples(items, corpus, work / f"{ds.name}-titles", negatives_depth, title_body=True,
+                                         source=f"{ds.name} title→body")
     if not examples:
         raise ValueError("no training data: give --dataset with --split, and/or --title-body DATASET")
     return examples
+
+
+def data_sources(examples) -> dict[str, int]:
+    """{source: examples from it}, in the order the sources come; {} when no example names its source."""
+    counts: dict[str, int] = {}
+    for e in examples:
+        counts[e.source or "other"] = counts.get(e.source or "other", 0) + 1
+    return counts if any(e.source for e in examples) else {}
 
 
 def _training_spec(spec, passage_max_length):
@@ -123,6 +133,7 @@ def finetune(model: str, out: str | Path, examples, cfg: TrainConfig, work: str 
     net, history = train(net, tok, _training_spec(spec, passage_max_length), examples, cfg, work,
                          teacher=teacher_enc, device=device, desc=f"train {spec.name}")
     hist = spec.extra.get("history", []) + [{"step": "train", "config": asdict(cfg), "examples": len(examples),
+                                             "data": data_sources(examples),
                                              "passage_max_length": passage_max_length, "teacher": teacher,
                                              **loss_summary(history)}]
     files = carried_files(spec, (CHANNELS_FILE,))

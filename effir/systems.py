@@ -50,7 +50,9 @@ def describe_training(spec) -> str:
     steps = h.get("steps_run") or cfg.get("max_steps") or f"{cfg.get('epochs')} epoch(s)"
     how = f"LoRA r{cfg.get('lora_r')}" if cfg.get("lora") else "full"
     later = [x.get("step") for x in history[trained[-1] + 1:]]
-    return f"{steps} steps, {how}, {h.get('examples')} examples" + (
+    data = h.get("data") or {}
+    sources = f" ({', '.join(f'{name} {n}' for name, n in data.items())})" if data else ""
+    return f"{steps} steps, {how}, {h.get('examples')} examples{sources}" + (
         f"; then {', '.join(later)}, untrained" if later else "")
 
 

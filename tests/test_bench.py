@@ -34,7 +34,7 @@ def test_bench_report(tmp_path, dataset200, tiny_bert):
 
     # a trained parent and a compressed child of it: retention and p-values go against the parent
     trained = tmp_path / "tiny-ft"
-    examples = [Example(f"topic {w}", f"a passage about {w}", []) for w in "abcdefgh"]
+    examples = [Example(f"topic {w}", f"a passage about {w}", [], source="toy pairs") for w in "abcdefgh"]
     finetune(str(tiny_bert), trained, examples, TrainConfig(batch_size=4, max_steps=2, lr=1e-2), tmp_path / "w")
     compressed = tmp_path / "tiny-drop1"
     drop(str(trained), compressed, None, mlp_layers=[1])
@@ -64,6 +64,7 @@ def test_bench_report(tmp_path, dataset200, tiny_bert):
     assert (full["parent"], ft["parent"], comp["parent"]) == (None, "full", "tiny-ft")
     assert comp["retention"] == pytest.approx(comp["ndcg@10"] / ft["ndcg@10"], abs=1e-4)
     assert ft["trained"].startswith("2 steps") and full["trained"] == "none"
+    assert "8 examples (toy pairs 8)" in ft["trained"]  # what it was trained on
     assert comp["trained"].startswith("2 steps") and comp["trained"].endswith("; then drop, untrained")
     from effir.eval.significance import compare
 

@@ -329,6 +329,7 @@ def test_effir_recipe_end_to_end(tmp_path, tiny_llama, tiny_dataset):
     assert final["dropped_mlp"] == least_important(scores["mlp"], 2)
     assert sum(final["mlp_widths"].values()) == round(0.7 * 2 * 64)
     assert [h["step"] for h in final["history"]] == ["drop", "slim", "train"]
+    assert final["history"][-1]["data"] == {f"{tiny_dataset.name} train qrels": final["history"][-1]["examples"]}
     # the kept channels travel with the trained folder, and the LoRA adapter is kept beside the merged weights
     channels = load_channels(tmp_path / "r" / "3-final" / CHANNELS_FILE)
     assert {i: len(idx) for i, (idx, _) in channels.items()} == {int(k): v for k, v in final["mlp_widths"].items()}
