@@ -1,10 +1,13 @@
 """Encoding speed as a ratio, measured the one way that survives a noisy shared machine.
 
-Every system encodes the same document sample, the same queries one at a time (online latency) and the same
-queries in batches of 32 (offline throughput), in turn: after a warm-up round, rounds alternate A B C / C B A so
-drift falls on every system alike. A system's speedup over the reference is the median over rounds of the
-per-round ratio t_ref / t_system, shown with its min–max over rounds. A control pair (the reference loaded twice
-and timed as two systems) must read 1.00 ± 0.05, or the figures beside it are not to be trusted.
+Every system encodes the same document sample (in batches of 32), the same queries one at a time (online latency)
+and the same queries in batches of 32 (offline throughput). After a warm-up, the systems take turns on every unit
+of work — each document batch, each single query, each query batch — in an order that reverses from one unit to the
+next (A B C, C B A, ...), so a burst of load from the shared machine falls on every system alike instead of on
+whichever was timed during it. A round sums each system's units per task; a system's speedup over the reference is
+the median over rounds of the per-round ratio t_ref / t_system, shown with its min–max over rounds. A control pair
+(the reference loaded twice and timed as two systems) must read 1.00 ± 0.05, or the figures beside it are not to
+be trusted.
 """
 
 from __future__ import annotations
@@ -19,35 +22,36 @@ TASKS = ("doc", "query", "query_batch")
 CONTROL_TOLERANCE = 0.05
 
 
-def _encode_queries(encoder, queries: list[str], batch: int) -> None:
-    for start in range(0, len(queries), batch):
-        encoder.encode(queries[start:start + batch], side="query")
+def _units(docs: list[str], queries: list[str], doc_batch: int, query_batch: int) -> list[tuple[str, list[str], str]]:
+    """The work timed in turns: (task, texts, side) for each document batch, single query and query batch."""
+    return ([("doc", docs[i:i + doc_batch], "passage") for i in range(0, len(docs), doc_batch)]
+            + [("query", [q], "query") for q in queries]
+            + [("query_batch", queries[i:i + query_batch], "query") for i in range(0, len(queries), query_batch)])
 
 
-def interleaved_timing(encoders: dict, docs: list[str], queries: list[str], rounds: int,
-                       query_batch: int = 32) -> dict[str, dict[str, list[float]]]:
+def interleaved_timing(encoders: dict, docs: list[str], queries: list[str], rounds: int, query_batch: int = 32,
+                       doc_batch: int = 32) -> dict[str, dict[str, list[float]]]:
     """name -> {"doc" | "query" | "query_batch": seconds per round}."""
-    times = {name: {task: [] for task in TASKS} for name in encoders}
-    warm_docs = docs[: max(1, len(docs) // 8)]
+    names = list(encoders)
+    times = {name: {task: [] for task in TASKS} for name in names}
+    units = _units(docs, queries, doc_batch, query_batch)
     for enc in encoders.values():  # warm-up: allocator, kernels, caches
-        enc.encode(warm_docs)
-        _encode_queries(enc, queries[:query_batch], query_batch)
+        enc.encode(docs[: max(1, len(docs) // 8)])
+        enc.encode(queries[:query_batch], side="query")
+    turn = 0
     for r in range(rounds):
-        order = list(encoders) if r % 2 == 0 else list(reversed(encoders))
-        for name in order:
-            enc, t = encoders[name], times[name]
-            t0 = time.perf_counter()
-            enc.encode(docs)
-            t1 = time.perf_counter()
-            _encode_queries(enc, queries, 1)
-            t2 = time.perf_counter()
-            _encode_queries(enc, queries, query_batch)
-            t3 = time.perf_counter()
-            t["doc"].append(t1 - t0)
-            t["query"].append(t2 - t1)
-            t["query_batch"].append(t3 - t2)
+        spent = {name: dict.fromkeys(TASKS, 0.0) for name in names}
+        for task, texts, side in units:
+            for name in names if turn % 2 == 0 else reversed(names):
+                t0 = time.perf_counter()
+                encoders[name].encode(texts, side=side)
+                spent[name][task] += time.perf_counter() - t0
+            turn += 1
+        for name in names:
+            for task in TASKS:
+                times[name][task].append(spent[name][task])
         logger.info("timing round %d/%d: %s", r + 1, rounds,
-                    ", ".join(f"{n} {times[n]['doc'][-1]:.1f}s" for n in encoders))
+                    ", ".join(f"{n} {times[n]['doc'][-1]:.1f}s" for n in names))
     return times
 
 

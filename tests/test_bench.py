@@ -186,3 +186,29 @@ def test_bench_without_timing(tmp_path, dataset200, tiny_bert):
     r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", str(tiny_bert),
                                   "--out", str(tmp_path / "bad"), "--rounds", "-1"])
     assert r.exit_code != 0 and "--rounds" in r.output
+
+
+def test_systems_take_turns_on_every_unit_of_work():
+    """Each document batch, single query and query batch is encoded by every system in turn, the order reversing
+    from one unit to the next (so load on the machine falls on all alike); a round sums each system's units."""
+    from effir.speed import TASKS, interleaved_timing
+
+    calls = []
+
+    class Recorder:
+        def __init__(self, name):
+            self.name = name
+
+        def encode(self, texts, side="passage"):
+            calls.append((self.name, len(texts), side))
+
+    docs, queries = [f"doc {i}" for i in range(70)], [f"query {i}" for i in range(40)]
+    times = interleaved_timing({n: Recorder(n) for n in "abc"}, docs, queries, rounds=2, query_batch=32, doc_batch=32)
+    timed = calls[6:]  # after one warm-up pair of calls per system
+    units = [(32, "passage"), (32, "passage"), (6, "passage")] + [(1, "query")] * 40 + [(32, "query"), (8, "query")]
+    assert len(timed) == 2 * len(units) * 3
+    for k in range(2 * len(units)):
+        turn = timed[3 * k: 3 * k + 3]
+        assert [name for name, _, _ in turn] == (list("abc") if k % 2 == 0 else list("cba"))
+        assert {(n, side) for _, n, side in turn} == {units[k % len(units)]}
+    assert all(len(times[n][task]) == 2 and min(times[n][task]) > 0 for n in "abc" for task in TASKS)
