@@ -138,7 +138,7 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
               "timing": {"dataset": names[0], "docs": len(doc_sample) if timing else 0,
                          "queries": len(query_sample) if timing else 0, "rounds": rounds, "query_batch": query_batch,
                          "median_tokens": {"doc": lengths[0], "query": lengths[1]} if lengths else None,
-                         "order": "alternating A B C / C B A after one warm-up round; medians of per-round ratios",
+                         "order": speed.ORDER,
                          "control": control_row,
                          "precision": "fp16" if any(e.device.startswith("cuda") for e in encoders.values())
                          else "fp32"},

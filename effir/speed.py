@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 TASKS = ("doc", "query", "query_batch")
 CONTROL_TOLERANCE = 0.05
+ORDER = ("the systems take turns on every document batch, single query and query batch, the order reversing from "
+         "one to the next")
 
 
 def _units(docs: list[str], queries: list[str], doc_batch: int, query_batch: int) -> list[tuple[str, list[str], str]]:
