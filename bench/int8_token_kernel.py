@@ -1,7 +1,7 @@
 """int8-token's linear against torch's dynamic int8 and fp32, by input shape: one SmolLM2 MLP projection
 (576 → 1536) on the rows of a query batch (32 × 40 tokens) and of a document batch (32 × 256 tokens); interleaved
-rounds after a warm-up, medians in ms. `--reference-forward` also times the first kernel (fresh tensors for every
-elementwise step) to show what the in-place dequantisation changed.
+rounds after a warm-up, medians in ms. The first kernel (fresh tensors for every elementwise step) is timed beside
+them, to show what the in-place dequantisation changed.
 
     .venv/bin/python bench/int8_token_kernel.py --threads 2
 """

@@ -113,10 +113,9 @@ def training_examples(dataset: str | None, split: str | None, title_body: list[s
 
 def data_sources(examples) -> dict[str, int]:
     """{source: examples from it}, in the order the sources come; {} when no example names its source."""
-    counts: dict[str, int] = {}
-    for e in examples:
-        counts[e.source or "other"] = counts.get(e.source or "other", 0) + 1
-    return counts if any(e.source for e in examples) else {}
+    from collections import Counter
+
+    return dict(Counter(e.source or "other" for e in examples)) if any(e.source for e in examples) else {}
 
 
 def _training_spec(spec, passage_max_length):
