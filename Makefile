@@ -120,12 +120,20 @@ LLM_TRAIN := --dataset $(DATA)/scifact --split train --title-body $(DATA)/scifac
 LLM_COSINE := $(LLM)/importance/importance.json
 LLM_DRIFT  := $(LLM)/importance-drift/importance.json
 LLM_FT     := $(LLM)/rebuilt/smollm2-ft
-LLM_EFFIR := $(BIN)/effir compress effir -m $(LLM_BASE) $(LLM_TRAIN) --slim-steps 40 --importance
+LLM_EFFIR := $(BIN)/effir compress effir -m $(LLM_BASE) $(LLM_TRAIN) --importance
+# the self-slimming gates' training, for the systems whose width the gates choose
+LLM_GATES := --slim-steps 40
 LLM_SYSTEMS := smollm2-ft smollm2-effir-d8 smollm2-effir-d8-drift smollm2-effir-d15 smollm2-effir smollm2-effir-act \
-               smollm2-effir-gact smollm2-effir-2x smollm2-effir-2x-act smollm2-effir-d15-distilled
+               smollm2-effir-gact smollm2-effir-2x smollm2-effir-2x-act smollm2-effir-d15-distilled \
+               smollm2-effir-2x-act-distilled smollm2-effir-2x-act-distilled-kl smollm2-ft-3k
 
 TRAIN_smollm2-ft          = $(BIN)/effir compress train -m $(LLM_BASE) $(LLM_TRAIN) --out $(LLM)/smollm2-ft
 TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
+# smollm2-ft's recipe with 2,300 label-free title → body pairs instead of 700 (3,219 examples, 202 steps, ~1 h here):
+# whether more pairs lift the reference (its top-1 was still rising at the end of its epoch)
+TRAIN_smollm2-ft-3k       = $(BIN)/effir compress train -m $(LLM_BASE) \
+  $(subst --title-body-limit 700,--title-body-limit 2300,$(LLM_TRAIN)) --out $(LLM)/smollm2-ft-3k
+TRAINED_smollm2-ft-3k     = $(LLM)/smollm2-ft-3k
 # a milder depth cut (8 of 30 MLPs: 1.23x document FLOPs), which still learns where the cosine d15 collapses
 IMPORTANCE_smollm2-effir-d8 = $(LLM_COSINE)
 TRAIN_smollm2-effir-d8    = $(LLM_EFFIR) $(LLM_COSINE) --drop-fraction 0.267 --reduction 0 --out $(LLM)/smollm2-effir-d8
@@ -138,7 +146,7 @@ IMPORTANCE_smollm2-effir-d15 = $(LLM_DRIFT)
 TRAIN_smollm2-effir-d15   = $(LLM_EFFIR) $(LLM_DRIFT) --drop-fraction 0.5 --reduction 0 --out $(LLM)/smollm2-effir-d15
 TRAINED_smollm2-effir-d15 = $(LLM)/smollm2-effir-d15/3-final
 IMPORTANCE_smollm2-effir  = $(LLM_DRIFT)
-TRAIN_smollm2-effir       = $(LLM_EFFIR) $(LLM_DRIFT) --drop-fraction 0.5 --reduction 0.3 --out $(LLM)/smollm2-effir
+TRAIN_smollm2-effir       = $(LLM_EFFIR) $(LLM_DRIFT) --drop-fraction 0.5 --reduction 0.3 $(LLM_GATES) --out $(LLM)/smollm2-effir
 TRAINED_smollm2-effir     = $(LLM)/smollm2-effir/3-final
 # the same cut with the width chosen without gate training (activation-weighted channel norms): in 40 gate steps
 # the L0 term hardly moves (expected kept share 0.993 → 0.987), so the gate cut removes channels still in use
@@ -149,11 +157,11 @@ TRAINED_smollm2-effir-act = $(LLM)/smollm2-effir-act/3-final
 # the gates trained as for smollm2-effir, then the cut by what each channel writes through its gate (ReLU(z_c)·a_c):
 # the gates' 30 % overlaps the activation cut's no more than chance (11,282 channels kept by both, 11,288 by chance)
 IMPORTANCE_smollm2-effir-gact = $(LLM_DRIFT)
-TRAIN_smollm2-effir-gact  = $(LLM_EFFIR) $(LLM_DRIFT) --drop-fraction 0.5 --reduction 0.3 --slim-by gate-activation \
+TRAIN_smollm2-effir-gact  = $(LLM_EFFIR) $(LLM_DRIFT) --drop-fraction 0.5 --reduction 0.3 --slim-by gate-activation $(LLM_GATES) \
   --out $(LLM)/smollm2-effir-gact
 TRAINED_smollm2-effir-gact = $(LLM)/smollm2-effir-gact/3-final
 IMPORTANCE_smollm2-effir-2x = $(LLM_DRIFT)
-TRAIN_smollm2-effir-2x    = $(LLM_EFFIR) $(LLM_DRIFT) --target-speedup 2.0 --out $(LLM)/smollm2-effir-2x
+TRAIN_smollm2-effir-2x    = $(LLM_EFFIR) $(LLM_DRIFT) --target-speedup 2.0 $(LLM_GATES) --out $(LLM)/smollm2-effir-2x
 TRAINED_smollm2-effir-2x  = $(LLM)/smollm2-effir-2x/3-final
 IMPORTANCE_smollm2-effir-2x-act = $(LLM_DRIFT)
 TRAIN_smollm2-effir-2x-act = $(LLM_EFFIR) $(LLM_DRIFT) --target-speedup 2.0 --slim-by activation \
@@ -168,6 +176,19 @@ IMPORTANCE_smollm2-effir-d15-distilled = $(LLM_FT_DRIFT)
 TRAIN_smollm2-effir-d15-distilled = $(BIN)/effir compress effir -m $(LLM_FT) $(LLM_TRAIN) --importance $(LLM_FT_DRIFT) \
   --drop-fraction 0.5 --reduction 0 --distill-from $(LLM_FT) --contrastive-weight 0 --out $(LLM)/smollm2-effir-d15-distilled
 TRAINED_smollm2-effir-d15-distilled = $(LLM)/smollm2-effir-d15-distilled/3-final
+# the --target-speedup 2.0 plan (width by activation norms) made the same way: cut from smollm2-ft, taught to imitate
+# its vectors, or (-kl) its in-batch rankings: KL between the two models' score distributions over each batch
+LLM_DISTILLED_2X := $(BIN)/effir compress effir -m $(LLM_FT) $(LLM_TRAIN) --importance $(LLM_FT_DRIFT) \
+  --target-speedup 2.0 --slim-by activation --distill-from $(LLM_FT) --contrastive-weight 0
+BASE_smollm2-effir-2x-act-distilled := models/smollm2-ft
+IMPORTANCE_smollm2-effir-2x-act-distilled = $(LLM_FT_DRIFT)
+TRAIN_smollm2-effir-2x-act-distilled = $(LLM_DISTILLED_2X) --out $(LLM)/smollm2-effir-2x-act-distilled
+TRAINED_smollm2-effir-2x-act-distilled = $(LLM)/smollm2-effir-2x-act-distilled/3-final
+BASE_smollm2-effir-2x-act-distilled-kl := models/smollm2-ft
+IMPORTANCE_smollm2-effir-2x-act-distilled-kl = $(LLM_FT_DRIFT)
+TRAIN_smollm2-effir-2x-act-distilled-kl = $(LLM_DISTILLED_2X) --distill-loss scores \
+  --out $(LLM)/smollm2-effir-2x-act-distilled-kl
+TRAINED_smollm2-effir-2x-act-distilled-kl = $(LLM)/smollm2-effir-2x-act-distilled-kl/3-final
 
 $(LLM_COSINE): | install
 	$(BIN)/effir compress analyze -m $(LLM_BASE) --dataset $(DATA)/scifact --out $(LLM)/importance

@@ -83,12 +83,12 @@ def drop_cmd(model, out, n_mlp, n_attn, mlp_layers, attn_layers, importance, dat
 @train_options
 @distill_options
 def train_cmd(model, out, dataset, split, title_body, title_body_limit, passage_max_length, pooling, work,
-              distill_from, distill_weight, contrastive_weight, **kw):
+              distill_from, distill_weight, contrastive_weight, distill_loss, **kw):
     """Retrieval fine-tuning: InfoNCE with in-batch and BM25 hard negatives (LoRA or full), optionally distilled."""
     from effir.compression.steps import finetune
 
     cfg = with_distillation(train_config(**kw, default_lr=1e-4 if kw["lora"] else 2e-5), distill_from,
-                            distill_weight, contrastive_weight)
+                            distill_weight, contrastive_weight, distill_loss)
     work, examples = training_set(out, work, dataset, split, title_body, title_body_limit, cfg.negatives > 0)
     new = finetune(model, out, examples, cfg, work, teacher=distill_from, passage_max_length=passage_max_length,
                    pooling=pooling)
@@ -152,7 +152,7 @@ def plan_cmd(model, dataset, drop_fraction, reduction, target_speedup, importanc
 @distill_options
 def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, importance, slim_steps, slim_lr, slim_by,
               split, title_body, title_body_limit, passage_max_length, pooling, work, distill_from, distill_weight,
-              contrastive_weight, **kw):
+              contrastive_weight, distill_loss, **kw):
     """The EffiR recipe: analyze → plan → drop → slim → train, every intermediate folder kept; with
     --distill-from, the last training also imitates that teacher (e.g. the trained model the cut was made from)."""
     from dataclasses import replace
@@ -161,7 +161,7 @@ def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, imp
 
     cfg = train_config(**kw, default_lr=1e-4 if kw["lora"] else 2e-5)
     slim_cfg = replace(cfg, lr=slim_lr, lora=False, max_steps=slim_steps or cfg.max_steps)
-    cfg = with_distillation(cfg, distill_from, distill_weight, contrastive_weight)
+    cfg = with_distillation(cfg, distill_from, distill_weight, contrastive_weight, distill_loss)
     steps = effir_recipe(model, dataset, out, drop_fraction, reduction, split, title_body, title_body_limit, cfg,
                          slim_cfg, passage_max_length=passage_max_length, target_speedup=target_speedup,
                          importance=importance, pooling=pooling, teacher=distill_from, slim_by=slim_by)

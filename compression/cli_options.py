@@ -66,8 +66,11 @@ def train_config(epochs, batch_size, negatives, lr, temperature, loss, lora, lor
 def distill_options(f):
     opts = [
         click.option("--distill-from", default=None,
-                     help="teacher model: adds 1 − cos(student, teacher) on every text"),
+                     help="teacher model: adds a term that pulls the student towards it (--distill-loss)"),
         click.option("--distill-weight", default=1.0, show_default=True, type=click.FloatRange(min=0)),
+        click.option("--distill-loss", default="cosine", show_default=True, type=click.Choice(["cosine", "scores"]),
+                     help="cosine: 1 − cos(student, teacher) on every text; scores: KL between their in-batch "
+                          "query → passage score distributions"),
         click.option("--contrastive-weight", default=1.0, show_default=True, type=click.FloatRange(min=0),
                      help="weight of InfoNCE; 0 with --distill-from: learn only to imitate the teacher"),
     ]
@@ -76,12 +79,13 @@ def distill_options(f):
     return f
 
 
-def with_distillation(cfg, distill_from, distill_weight, contrastive_weight):
+def with_distillation(cfg, distill_from, distill_weight, contrastive_weight, distill_loss):
     """The training config with the loss weights of `distill_options`."""
     if not contrastive_weight and not distill_from:
         raise click.UsageError("--contrastive-weight 0 leaves nothing to learn without --distill-from")
     cfg.contrastive_weight = contrastive_weight
     cfg.distill_weight = distill_weight if distill_from else 0.0
+    cfg.distill_loss = distill_loss
     return cfg
 
 

@@ -7,7 +7,9 @@ With `loss="gte"` the denominator also holds the in-batch query–query, query�
 (Tried against SmolLM2's collapse, it changed nothing: see README.)
 
 s is the cosine of the pooled, normalised embeddings. LoRA through peft (merged afterwards) or full
-fine-tuning; optional distillation towards a teacher's embeddings; checkpoints every few steps and resumes.
+fine-tuning; optional distillation towards a teacher: its embeddings (1 − cos on every text) or its in-batch
+scores (KL from the teacher's distribution over the batch's passages to the student's, at the same τ: what a ranking
+needs, not where the vectors lie); checkpoints every few steps and resumes.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ class TrainConfig:
     lora: bool = False
     lora_r: int = 32
     lora_alpha: int = 64
-    distill_weight: float = 0.0    # weight of 1 − cos(student, teacher) when a teacher is given
+    distill_weight: float = 0.0    # weight of the distillation term when a teacher is given
+    distill_loss: str = "cosine"   # or "scores": KL between the teacher's and the student's in-batch score rows
     contrastive_weight: float = 1.0  # weight of InfoNCE; 0 with a teacher: the student only learns to imitate it
     seed: int = 0
     checkpoint_every: int = 25
@@ -51,6 +54,7 @@ class TrainConfig:
 
 
 LOSSES = ("infonce", "gte")
+DISTILL_LOSSES = ("cosine", "scores")
 
 
 def info_nce(q: torch.Tensor, p: torch.Tensor, temperature: float, loss: str = "infonce") -> torch.Tensor:
@@ -71,6 +75,16 @@ def info_nce(q: torch.Tensor, p: torch.Tensor, temperature: float, loss: str = "
                    positives @ q.T / temperature,                         # s(q_j, p⁺_i), every query
                    (positives @ p.T / temperature).masked_fill(self_p, -torch.inf)], 1)  # s(p⁺_i, p_j), j ≠ i
     return (torch.logsumexp(z, 1) - qp[torch.arange(q.size(0)), labels]).mean()
+
+
+def distillation(q, p, tq, tp, temperature: float, loss: str = "cosine") -> torch.Tensor:
+    """The student's (q, p) against the teacher's (tq, tp) embeddings of the same batch."""
+    if loss == "cosine":
+        return (1 - F.cosine_similarity(q, tq).mean()) + (1 - F.cosine_similarity(p, tp).mean())
+    if loss != "scores":
+        raise ValueError(f"unknown distillation loss {loss!r}; one of {DISTILL_LOSSES}")
+    teacher = F.log_softmax(tq @ tp.T / temperature, 1)
+    return F.kl_div(F.log_softmax(q @ p.T / temperature, 1), teacher, log_target=True, reduction="batchmean")
 
 
 @torch.no_grad()
@@ -193,7 +207,7 @@ def train(model, tokenizer, spec, examples, cfg: TrainConfig, work: str | Path, 
             if teacher is not None and cfg.distill_weight:
                 with torch.no_grad():
                     tq, tp = teacher.forward_ids(q_ids), teacher.forward_ids(p_ids)
-                d = (1 - F.cosine_similarity(q, tq).mean()) + (1 - F.cosine_similarity(p, tp).mean())
+                d = distillation(q, p, tq, tp, cfg.temperature, cfg.distill_loss)
                 loss = loss + cfg.distill_weight * d
                 figures["distill"] = round(d.item(), 4)
             if regularizer is not None:

@@ -381,3 +381,33 @@ def test_gte_loss_is_the_written_sum():
     assert info_nce(q, p, tau, "gte").item() == pytest.approx(expected, rel=1e-4)
     plain = F.cross_entropy(q @ p.T / tau, torch.tensor([0, 2, 4, 6]))
     assert info_nce(q, p, tau).item() == pytest.approx(plain.item())
+
+
+def test_score_distillation_is_the_written_kl():
+    """KL(teacher ‖ student) over each query's in-batch passages, from its definition; zero when the student ranks
+    with the teacher's scores even though its vectors lie elsewhere (a rotation), unlike the cosine term."""
+    import math
+
+    import torch.nn.functional as F
+
+    from effir.compression.train import distillation
+
+    torch.manual_seed(0)
+    B, tau = 3, 0.05
+    q, p = F.normalize(torch.randn(B, 8), dim=-1), F.normalize(torch.randn(2 * B, 8), dim=-1)
+    tq, tp = F.normalize(torch.randn(B, 8), dim=-1), F.normalize(torch.randn(2 * B, 8), dim=-1)
+
+    def softmax(row):
+        e = [math.exp(float(x) / tau) for x in row]
+        return [x / sum(e) for x in e]
+
+    expected = 0.0
+    for i in range(B):
+        t, s = softmax(tq[i] @ tp.T), softmax(q[i] @ p.T)
+        expected += sum(a * math.log(a / b) for a, b in zip(t, s)) / B
+    assert distillation(q, p, tq, tp, tau, "scores").item() == pytest.approx(expected, rel=1e-4)
+    rotation, _ = torch.linalg.qr(torch.randn(8, 8))
+    assert distillation(tq @ rotation, tp @ rotation, tq, tp, tau, "scores").item() == pytest.approx(0, abs=1e-5)
+    assert distillation(tq @ rotation, tp @ rotation, tq, tp, tau, "cosine").item() > 0.1
+    with pytest.raises(ValueError, match="unknown distillation loss"):
+        distillation(q, p, tq, tp, tau, "mse")
