@@ -171,15 +171,15 @@ TRAINED_smollm2-effir-2x-act = $(LLM)/smollm2-effir-2x-act/3-final
 # the same d15 cut made from smollm2-ft instead of the base (its own greedy drift order), and taught only to imitate
 # smollm2-ft's embeddings (1 − cos, no InfoNCE) with the same data and steps: what the cut loses of its trained parent
 LLM_FT_DRIFT := $(LLM)/importance-ft-drift/importance.json
+LLM_DISTILLED := $(BIN)/effir compress effir -m $(LLM_FT) $(LLM_TRAIN) --importance $(LLM_FT_DRIFT) \
+  --distill-from $(LLM_FT) --contrastive-weight 0
 BASE_smollm2-effir-d15-distilled := models/smollm2-ft
 IMPORTANCE_smollm2-effir-d15-distilled = $(LLM_FT_DRIFT)
-TRAIN_smollm2-effir-d15-distilled = $(BIN)/effir compress effir -m $(LLM_FT) $(LLM_TRAIN) --importance $(LLM_FT_DRIFT) \
-  --drop-fraction 0.5 --reduction 0 --distill-from $(LLM_FT) --contrastive-weight 0 --out $(LLM)/smollm2-effir-d15-distilled
+TRAIN_smollm2-effir-d15-distilled = $(LLM_DISTILLED) --drop-fraction 0.5 --reduction 0 --out $(LLM)/smollm2-effir-d15-distilled
 TRAINED_smollm2-effir-d15-distilled = $(LLM)/smollm2-effir-d15-distilled/3-final
 # the --target-speedup 2.0 plan (width by activation norms) made the same way: cut from smollm2-ft, taught to imitate
 # its vectors, or (-kl) its in-batch rankings: KL between the two models' score distributions over each batch
-LLM_DISTILLED_2X := $(BIN)/effir compress effir -m $(LLM_FT) $(LLM_TRAIN) --importance $(LLM_FT_DRIFT) \
-  --target-speedup 2.0 --slim-by activation --distill-from $(LLM_FT) --contrastive-weight 0
+LLM_DISTILLED_2X := $(LLM_DISTILLED) --target-speedup 2.0 --slim-by activation
 BASE_smollm2-effir-2x-act-distilled := models/smollm2-ft
 IMPORTANCE_smollm2-effir-2x-act-distilled = $(LLM_FT_DRIFT)
 TRAIN_smollm2-effir-2x-act-distilled = $(LLM_DISTILLED_2X) --out $(LLM)/smollm2-effir-2x-act-distilled
@@ -216,9 +216,11 @@ $(LLM)/rebuilt/%/effir.json: models/%/manifest.json | install
 LLM_REF := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft,smollm2-zs)
 # the paper's baselines at this scale, applied to smollm2-ft without further training: SparseGPT 50 % and int8,
 # both torch's dynamic int8 (one activation scale per tensor) and int8-token (one per token: SmolLM2's massive
-# activations wreck the first, README); and the deepest trained EffiR cut with each int8 on top: how far they stack
+# activations wreck the first, README); d15 with each int8 on top: how far they stack; and int8-token on the best
+# EffiR point at >= 1.8x (the distilled 2x plan)
 LLM_BASELINES := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft-int8 smollm2-ft-int8-token smollm2-ft-sparsegpt50) \
-                 $(if $(filter smollm2-effir-d15,$(LLM_BUILT)),smollm2-effir-d15-int8 smollm2-effir-d15-int8-token)
+                 $(if $(filter smollm2-effir-d15,$(LLM_BUILT)),smollm2-effir-d15-int8 smollm2-effir-d15-int8-token) \
+                 $(if $(filter smollm2-effir-2x-act-distilled,$(LLM_BUILT)),smollm2-effir-2x-act-distilled-int8-token)
 parent_of = $(patsubst %-int8,%,$(patsubst %-int8-token,%,$(patsubst %-sparsegpt50,%,$(1))))
 $(LLM)/baselines/%-int8/effir.json: $(LLM)/rebuilt/%/effir.json
 	$(BIN)/effir compress quantize -m $(LLM)/rebuilt/$* --method int8-dynamic --out $(LLM)/baselines/$*-int8
