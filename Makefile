@@ -114,9 +114,11 @@ demo-baselines: install $(MODELS)/minilm-effir-drop2/effir.json $(addsuffix /eff
 # (`analyze --drift-steps 15`, 13 min here; the d15 it picks: perplexity 825, README).
 LLM       := runs/llm
 LLM_BASE  := smollm2-135m
-LLM_TRAIN := --dataset $(DATA)/scifact --split train --title-body $(DATA)/scifact --title-body-limit 700 \
-             --lora --lora-r 16 --lora-alpha 32 --batch-size 16 --negatives 1 --passage-max-length 128 \
-             --lr 3e-4 --temperature 0.05 --epochs 1 --pooling mean
+# $(call llm_train,PAIRS): the shared settings with PAIRS label-free title → body pairs
+llm_train = --dataset $(DATA)/scifact --split train --title-body $(DATA)/scifact --title-body-limit $(1) \
+            --lora --lora-r 16 --lora-alpha 32 --batch-size 16 --negatives 1 --passage-max-length 128 \
+            --lr 3e-4 --temperature 0.05 --epochs 1 --pooling mean
+LLM_TRAIN := $(call llm_train,700)
 LLM_COSINE := $(LLM)/importance/importance.json
 LLM_DRIFT  := $(LLM)/importance-drift/importance.json
 LLM_FT     := $(LLM)/rebuilt/smollm2-ft
@@ -131,8 +133,7 @@ TRAIN_smollm2-ft          = $(BIN)/effir compress train -m $(LLM_BASE) $(LLM_TRA
 TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
 # smollm2-ft's recipe with 2,300 label-free title → body pairs instead of 700 (3,219 examples, 202 steps, ~1 h here):
 # whether more pairs lift the reference (its top-1 was still rising at the end of its epoch)
-TRAIN_smollm2-ft-3k       = $(BIN)/effir compress train -m $(LLM_BASE) \
-  $(subst --title-body-limit 700,--title-body-limit 2300,$(LLM_TRAIN)) --out $(LLM)/smollm2-ft-3k
+TRAIN_smollm2-ft-3k       = $(BIN)/effir compress train -m $(LLM_BASE) $(call llm_train,2300) --out $(LLM)/smollm2-ft-3k
 TRAINED_smollm2-ft-3k     = $(LLM)/smollm2-ft-3k
 # a milder depth cut (8 of 30 MLPs: 1.23x document FLOPs), which still learns where the cosine d15 collapses
 IMPORTANCE_smollm2-effir-d8 = $(LLM_COSINE)
