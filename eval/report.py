@@ -163,24 +163,33 @@ def beside_points(report_json) -> dict:
         raise EffirError(f"{path}: not an `effir bench` report.json (needs dataset, reference and systems)") from None
 
 
+def _label_points(ax, points: list[tuple[float, float, str, dict]]) -> None:
+    """One label per (x, y, text, style) point, moved apart where they would overlap (adjustText): with twenty
+    systems near one speed, labels at a fixed offset cover each other."""
+    from adjustText import adjust_text
+
+    texts = [ax.text(x, y, label, **style) for x, y, label, style in points]
+    if texts:
+        adjust_text(texts, ax=ax, arrowprops={"arrowstyle": "-", "color": "lightgrey", "lw": 0.5})
+
+
 def _retention_panel(ax, own: list[dict], beside: list[dict]) -> None:
     """Quality kept (nDCG@10 / parent's) against document speedup: this report's compressed rows, filled; the rows
     of the reports named by --beside, hollow; the parent at (1, 1)."""
     ax.scatter([1.0], [1.0], s=40, color="black")
-    ax.annotate("parent", (1.0, 1.0), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    labels = [(1.0, 1.0, "parent", {"fontsize": 8})]
     for p in own:
         ax.scatter(p["doc_speedup"], p["retention"], s=40, color="tab:red")
-        ax.annotate(p["name"], (p["doc_speedup"], p["retention"]), textcoords="offset points", xytext=(4, 4),
-                    fontsize=8)
+        labels.append((p["doc_speedup"], p["retention"], p["name"], {"fontsize": 8}))
     for other, color in zip(beside, ("tab:grey", "tab:green", "tab:purple", "tab:orange")):
         for p in other["systems"]:
             ax.scatter(p["doc_speedup"], p["retention"], s=40, facecolors="none", edgecolors=color)
-            ax.annotate(p["name"], (p["doc_speedup"], p["retention"]), textcoords="offset points", xytext=(4, -10),
-                        fontsize=7, color=color)
+            labels.append((p["doc_speedup"], p["retention"], p["name"], {"fontsize": 7, "color": color}))
     ax.axhline(0.97, ls=":", color="grey", lw=1)
     ax.set_xlabel("document speedup against the reference (measured)")
     ax.set_ylabel("nDCG@10 kept of the parent's")
     ax.set_title("quality kept against speed" + (" (hollow: --beside reports)" if beside else ""))
+    _label_points(ax, labels)
 
 
 def pareto_plot(result: dict, path: Path) -> None:
@@ -197,19 +206,21 @@ def pareto_plot(result: dict, path: Path) -> None:
     own, beside = _retention_points([r.to_json() for r in result["systems"]]), result.get("beside", [])
     kept = bool(own or beside)
     panels = 1 + several + kept
-    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 5), squeeze=False)
     axes = axes[0]
     ax = axes[0]
+    labels = []
     for r in result["systems"]:
         if r.docs_per_s is None:
             ax.axhline(r.ndcg_10, ls="--", color="grey", lw=1)
             ax.text(0.01, r.ndcg_10, f" {r.name}", transform=ax.get_yaxis_transform(), va="bottom", color="grey")
             continue
         ax.scatter(r.docs_per_s, r.ndcg_10, s=40, color="tab:red" if r.kind == "compressed" else "tab:blue")
-        ax.annotate(r.name, (r.docs_per_s, r.ndcg_10), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        labels.append((r.docs_per_s, r.ndcg_10, r.name, {"fontsize": 8}))
     ax.set_xlabel(f"documents / second ({result['timing']['precision']}, {result['machine']['threads']} threads)")
     ax.set_ylabel("nDCG@10")
     ax.set_title(f"{result['dataset']}: quality against encoding throughput")
+    _label_points(ax, labels)
     if several:
         import numpy as np
 
