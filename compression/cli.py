@@ -4,6 +4,7 @@ rebuild) and info; `cli_baselines` adds the related methods to the same group.""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -68,7 +69,7 @@ def drop_cmd(model, out, n_mlp, n_attn, mlp_layers, attn_layers, importance, dat
     scores = None
     if (n_mlp or n_attn) and not (mlp_layers or attn_layers):
         if importance:
-            scores = json.loads(open(importance).read())
+            scores = json.loads(Path(importance).read_text())
         else:
             scores = analyze(model, f"{out}.analyze", calibration_texts(dataset, texts, calibration))
     new, before, after = drop(model, out, scores, n_mlp, n_attn, parse_ints(mlp_layers), parse_ints(attn_layers))

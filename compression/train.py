@@ -239,5 +239,5 @@ def train(model, tokenizer, spec, examples, cfg: TrainConfig, work: str | Path, 
         model = model.merge_and_unload()
     for p in model.parameters():
         p.requires_grad_(False)
-    history = [json.loads(line) for line in open(log_path)]
+    history = [json.loads(line) for line in log_path.read_text().splitlines() if line]
     return model, history
