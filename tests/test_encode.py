@@ -30,6 +30,8 @@ def test_pooling_ignores_padding():
     assert torch.equal(pool(hidden, mask, "last")[0], hidden[0, 1])
     assert torch.equal(pool(hidden, mask, "last")[1], hidden[1, 3])
     assert torch.equal(pool(hidden, mask, "cls")[0], hidden[0, 0])
+    left = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])  # left padding: the last real token is the last position
+    assert torch.equal(pool(hidden, left, "last"), hidden[:, 3])
 
 
 def test_batching_does_not_change_embeddings(tiny_llama):
