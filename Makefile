@@ -132,7 +132,7 @@ LLM_SYSTEMS := smollm2-ft smollm2-effir-d8 smollm2-effir-d8-drift smollm2-effir-
 
 TRAIN_smollm2-ft          = $(BIN)/effir compress train -m $(LLM_BASE) $(LLM_TRAIN) --out $(LLM)/smollm2-ft
 TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
-# smollm2-ft's recipe with 2,300 label-free title → body pairs instead of 700 (3,219 examples, 202 steps, ~1 h here):
+# smollm2-ft's recipe with 2,300 label-free title → body pairs instead of 700 (3,219 examples, 201 steps, 1 h here):
 # whether more pairs lift the reference (its top-1 was still rising at the end of its epoch): 0.5790 against 0.5388
 TRAIN_smollm2-ft-3k       = $(BIN)/effir compress train -m $(LLM_BASE) $(call llm_train,2300) --out $(LLM)/smollm2-ft-3k
 TRAINED_smollm2-ft-3k     = $(LLM)/smollm2-ft-3k
