@@ -128,7 +128,7 @@ LLM_GATES := --slim-steps 40
 LLM_SYSTEMS := smollm2-ft smollm2-effir-d8 smollm2-effir-d8-drift smollm2-effir-d15 smollm2-effir smollm2-effir-act \
                smollm2-effir-gact smollm2-effir-2x smollm2-effir-2x-act smollm2-effir-d15-distilled \
                smollm2-effir-act-distilled smollm2-effir-2x-act-distilled smollm2-effir-2x-act-distilled-kl \
-               smollm2-ft-3k
+               smollm2-ft-3k smollm2-effir-2x-act-distilled-3k smollm2-effir-d15-distilled-3k
 
 TRAIN_smollm2-ft          = $(BIN)/effir compress train -m $(LLM_BASE) $(LLM_TRAIN) --out $(LLM)/smollm2-ft
 TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
@@ -173,8 +173,9 @@ TRAINED_smollm2-effir-2x-act = $(LLM)/smollm2-effir-2x-act/3-final
 # the same d15 cut made from smollm2-ft instead of the base (its own greedy drift order), and taught only to imitate
 # smollm2-ft's embeddings (1 − cos, no InfoNCE) with the same data and steps: what the cut loses of its trained parent
 LLM_FT_DRIFT := $(LLM)/importance-ft-drift/importance.json
-LLM_DISTILLED := $(BIN)/effir compress effir -m $(LLM_FT) $(LLM_TRAIN) --importance $(LLM_FT_DRIFT) \
-  --distill-from $(LLM_FT) --contrastive-weight 0
+# $(call llm_distilled,PARENT,DRIFT): cut PARENT by its drift order DRIFT, then teach the cut to imitate PARENT
+llm_distilled = $(BIN)/effir compress effir -m $(1) $(LLM_TRAIN) --importance $(2) --distill-from $(1) --contrastive-weight 0
+LLM_DISTILLED := $(call llm_distilled,$(LLM_FT),$(LLM_FT_DRIFT))
 BASE_smollm2-effir-d15-distilled := models/smollm2-ft
 IMPORTANCE_smollm2-effir-d15-distilled = $(LLM_FT_DRIFT)
 TRAIN_smollm2-effir-d15-distilled = $(LLM_DISTILLED) --drop-fraction 0.5 --reduction 0 --out $(LLM)/smollm2-effir-d15-distilled
@@ -197,6 +198,23 @@ IMPORTANCE_smollm2-effir-2x-act-distilled-kl = $(LLM_FT_DRIFT)
 TRAIN_smollm2-effir-2x-act-distilled-kl = $(LLM_DISTILLED_2X) --distill-loss scores \
   --out $(LLM)/smollm2-effir-2x-act-distilled-kl
 TRAINED_smollm2-effir-2x-act-distilled-kl = $(LLM)/smollm2-effir-2x-act-distilled-kl/3-final
+# the two distilled cuts again, made from the better parent smollm2-ft-3k (its own drift order; the distillation
+# keeps the 700-pair data and 101 steps above): whether the cut keeps the same share of a stronger parent
+LLM_FT3K := $(LLM)/rebuilt/smollm2-ft-3k
+LLM_FT3K_DRIFT := $(LLM)/importance-ft-3k-drift/importance.json
+LLM_DISTILLED_3K := $(call llm_distilled,$(LLM_FT3K),$(LLM_FT3K_DRIFT))
+BASE_smollm2-effir-2x-act-distilled-3k := models/smollm2-ft-3k
+PARENT_smollm2-effir-2x-act-distilled-3k := smollm2-ft-3k
+IMPORTANCE_smollm2-effir-2x-act-distilled-3k = $(LLM_FT3K_DRIFT)
+TRAIN_smollm2-effir-2x-act-distilled-3k = $(LLM_DISTILLED_3K) --target-speedup 2.0 --slim-by activation \
+  --out $(LLM)/smollm2-effir-2x-act-distilled-3k
+TRAINED_smollm2-effir-2x-act-distilled-3k = $(LLM)/smollm2-effir-2x-act-distilled-3k/3-final
+BASE_smollm2-effir-d15-distilled-3k := models/smollm2-ft-3k
+PARENT_smollm2-effir-d15-distilled-3k := smollm2-ft-3k
+IMPORTANCE_smollm2-effir-d15-distilled-3k = $(LLM_FT3K_DRIFT)
+TRAIN_smollm2-effir-d15-distilled-3k = $(LLM_DISTILLED_3K) --drop-fraction 0.5 --reduction 0 \
+  --out $(LLM)/smollm2-effir-d15-distilled-3k
+TRAINED_smollm2-effir-d15-distilled-3k = $(LLM)/smollm2-effir-d15-distilled-3k/3-final
 
 $(LLM_COSINE): | install
 	$(BIN)/effir compress analyze -m $(LLM_BASE) --dataset $(DATA)/scifact --out $(LLM)/importance
@@ -206,6 +224,9 @@ $(LLM_DRIFT): | install
 
 $(LLM_FT_DRIFT): $(LLM_FT)/effir.json
 	$(BIN)/effir compress analyze -m $(LLM_FT) --dataset $(DATA)/scifact --drift-steps 15 --out $(LLM)/importance-ft-drift
+
+$(LLM_FT3K_DRIFT): $(LLM_FT3K)/effir.json
+	$(BIN)/effir compress analyze -m $(LLM_FT3K) --dataset $(DATA)/scifact --drift-steps 15 --out $(LLM)/importance-ft-3k-drift
 
 # make train-llm SYSTEM=<name>: the training that made models/<name>/ (resumes from its checkpoints), then export
 train-llm: install $(IMPORTANCE_$(SYSTEM))
@@ -247,7 +268,7 @@ demo-llm: install $(foreach s,$(LLM_BUILT),$(LLM)/rebuilt/$(s)/effir.json) \
 	  --control --timing-docs 64 --timing-queries 64 --rounds 5 $(addprefix --beside ,$(MINILM_REPORT)) \
 	  $(addprefix --threads ,$(THREADS)) \
 	  --systems bm25$(if $(LLM_ZS),$(comma)$(LLM_ZS))$(subst $(eval) ,,$(foreach s,$(LLM_BUILT),$(comma)$(s)=$(LLM)/rebuilt/$(s))$(foreach s,$(LLM_BASELINES),$(comma)$(s)=$(LLM)/baselines/$(s))) \
-	  $(foreach s,$(filter-out smollm2-ft,$(LLM_BUILT)),--parent $(s)=$(LLM_REF)) \
+	  $(foreach s,$(filter-out smollm2-ft,$(LLM_BUILT)),--parent $(s)=$(or $(PARENT_$(s)),$(LLM_REF))) \
 	  $(foreach s,$(LLM_BASELINES),--parent $(s)=$(call parent_of,$(s)))
 	$(if $(and $(filter smollm2-ft,$(LLM_BUILT)),$(LLM_BEST)),$(LLM_TRANSFER))
 
