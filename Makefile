@@ -204,13 +204,11 @@ LLM_FT3K := $(LLM)/rebuilt/smollm2-ft-3k
 LLM_FT3K_DRIFT := $(LLM)/importance-ft-3k-drift/importance.json
 LLM_DISTILLED_3K := $(call llm_distilled,$(LLM_FT3K),$(LLM_FT3K_DRIFT))
 BASE_smollm2-effir-2x-act-distilled-3k := models/smollm2-ft-3k
-PARENT_smollm2-effir-2x-act-distilled-3k := smollm2-ft-3k
 IMPORTANCE_smollm2-effir-2x-act-distilled-3k = $(LLM_FT3K_DRIFT)
 TRAIN_smollm2-effir-2x-act-distilled-3k = $(LLM_DISTILLED_3K) --target-speedup 2.0 --slim-by activation \
   --out $(LLM)/smollm2-effir-2x-act-distilled-3k
 TRAINED_smollm2-effir-2x-act-distilled-3k = $(LLM)/smollm2-effir-2x-act-distilled-3k/3-final
 BASE_smollm2-effir-d15-distilled-3k := models/smollm2-ft-3k
-PARENT_smollm2-effir-d15-distilled-3k := smollm2-ft-3k
 IMPORTANCE_smollm2-effir-d15-distilled-3k = $(LLM_FT3K_DRIFT)
 TRAIN_smollm2-effir-d15-distilled-3k = $(LLM_DISTILLED_3K) --drop-fraction 0.5 --reduction 0 \
   --out $(LLM)/smollm2-effir-d15-distilled-3k
@@ -241,7 +239,8 @@ LLM_BUILT := $(foreach s,$(LLM_SYSTEMS),$(if $(wildcard models/$(s)/manifest.jso
 $(LLM)/rebuilt/%/effir.json: models/%/manifest.json | install
 	$(BIN)/effir compress rebuild models/$* --out $(LLM)/rebuilt/$*
 
-# the EffiR systems are compared with smollm2-ft, the full model with the same training (once it is built)
+# the EffiR systems are compared with smollm2-ft, the full model with the same training (once it is built); a cut
+# made from a trained model (BASE_<system>) with that model
 LLM_REF := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft,smollm2-zs)
 # the paper's baselines at this scale, applied to smollm2-ft without further training: SparseGPT 50 % and int8,
 # both torch's dynamic int8 (one activation scale per tensor) and int8-token (one per token: SmolLM2's massive
@@ -268,7 +267,7 @@ demo-llm: install $(foreach s,$(LLM_BUILT),$(LLM)/rebuilt/$(s)/effir.json) \
 	  --control --timing-docs 64 --timing-queries 64 --rounds 5 $(addprefix --beside ,$(MINILM_REPORT)) \
 	  $(addprefix --threads ,$(THREADS)) \
 	  --systems bm25$(if $(LLM_ZS),$(comma)$(LLM_ZS))$(subst $(eval) ,,$(foreach s,$(LLM_BUILT),$(comma)$(s)=$(LLM)/rebuilt/$(s))$(foreach s,$(LLM_BASELINES),$(comma)$(s)=$(LLM)/baselines/$(s))) \
-	  $(foreach s,$(filter-out smollm2-ft,$(LLM_BUILT)),--parent $(s)=$(or $(PARENT_$(s)),$(LLM_REF))) \
+	  $(foreach s,$(filter-out smollm2-ft,$(LLM_BUILT)),--parent $(s)=$(or $(notdir $(BASE_$(s))),$(LLM_REF))) \
 	  $(foreach s,$(LLM_BASELINES),--parent $(s)=$(call parent_of,$(s)))
 	$(if $(and $(filter smollm2-ft,$(LLM_BUILT)),$(LLM_BEST)),$(LLM_TRANSFER))
 
