@@ -13,8 +13,14 @@ from pathlib import Path
 import click
 
 from effir.core.options import friendly_errors
-from effir.rows import bm25_system, dense_system, hybrid_system
+from effir.rows import bm25_system, cost_only_system, dense_system, hybrid_system
 from effir.systems import check_parents, describe_training, parse_systems, resolve_parents
+
+
+def with_provenance(row, encoder):
+    """The row's training and the folder it was made from (to find its parent), from its encoder's effir.json."""
+    row.trained, row.made_from = describe_training(encoder.spec), encoder.spec.extra.get("made_from")
+    return row
 
 
 def quality_rows(dataset, named, hybrids, encoders: dict, work: Path, split: str, factory: str) -> list:
@@ -29,9 +35,7 @@ def quality_rows(dataset, named, hybrids, encoders: dict, work: Path, split: str
             rows.append(bm25_system(dataset, work / ds.name / "bm25", split))
             continue
         enc = encoders[name]
-        row = dense_system(system, dataset, work / ds.name / name, split, factory, enc)
-        row.trained, row.made_from = describe_training(enc.spec), enc.spec.extra.get("made_from")
-        rows.append(row)
+        rows.append(with_provenance(dense_system(system, dataset, work / ds.name / name, split, factory, enc), enc))
     by_name = {r.name: r for r in rows}
     for name, halves in hybrids.items():
         rows.append(hybrid_system(name, [by_name[h] for h in halves], ds.qrels(split), work / ds.name / name))
@@ -58,9 +62,10 @@ PER_COLLECTION = ("ndcg@10", "recall@100", "mrr@10", "retention", "p_value_vs_pa
 def run_bench(datasets, systems: list[str], out: Path, split: str = "test", factory: str = "Flat",
               timing_docs: int = 256, timing_queries: int = 100, rounds: int = 5, reference: str | None = None,
               seed: int = 0, work: Path | None = None, parents: dict[str, str] | None = None,
-              control: bool = False, query_batch: int = 32, beside: list[str] = ()) -> dict:
+              control: bool = False, query_batch: int = 32, beside: list[str] = (), speed_only: bool = False) -> dict:
     """Quality on every collection in `datasets`, speed once (on the first), one report; `beside`: other reports
-    whose compressed rows the plot shows next to these."""
+    whose compressed rows the plot shows next to these; `speed_only`: the timing and model cost alone, no corpus
+    encoded (BM25 and fused systems, which have no encoder to time, are left out)."""
     from effir import speed
     from effir.compression.info import flops_per_token
     from effir.compression.steps import analyze
@@ -73,6 +78,8 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
     datasets = [datasets] if isinstance(datasets, (str, Path)) else list(datasets)
     if not systems:
         raise click.UsageError("--systems: name at least one system, e.g. bm25,minilm")
+    if speed_only and rounds == 0:
+        raise click.UsageError("--speed-only with --rounds 0 would measure nothing: give --rounds 1 or more")
     for d in datasets:
         BeirDataset(d).require(split)
     beside = [report.beside_points(p) for p in beside]
@@ -90,13 +97,20 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
             spec.name = name
             encoders[name] = Encoder(spec)
     out.mkdir(parents=True, exist_ok=True)  # only now: bad input above leaves nothing behind
-    per_dataset = {BeirDataset(d).name: quality_rows(d, named, hybrids, encoders, work, split, factory)
-                   for d in datasets}
+    if speed_only:
+        per_dataset = {BeirDataset(datasets[0]).name: [with_provenance(cost_only_system(enc), enc)
+                                                       for enc in encoders.values()]}
+    else:
+        per_dataset = {BeirDataset(d).name: quality_rows(d, named, hybrids, encoders, work, split, factory)
+                       for d in datasets}
     names = list(per_dataset)
     rows = per_dataset[names[0]]
     ref = reference or next((r.name for r in rows if r.kind == "full"), None)
     for collection_rows in per_dataset.values():
-        compare_rows(collection_rows, ref, parents or {})
+        if speed_only:
+            resolve_parents(collection_rows, parents or {})
+        else:
+            compare_rows(collection_rows, ref, parents or {})
     if len(names) > 1:
         for i, r in enumerate(rows):
             r.per_dataset = {n: {k: per_dataset[n][i].metric(k) for k in PER_COLLECTION} for n in names}
@@ -129,11 +143,12 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
                                                   for f, n in zip(ref_flops, lengths))
 
     importance_png = None
-    if ref in encoders:
+    if ref in encoders and not speed_only:
         analyze(encoders[ref].spec.path, out / "importance", sample_texts(ds.corpus(), 256, seed))
         importance_png = "importance/importance.png"
 
     result = {"dataset": names[0], "datasets": names, "split": split, "factory": factory, "reference": ref,
+              "speed_only": speed_only,
               "machine": describe_machine(),
               "timing": {"dataset": names[0], "docs": len(doc_sample) if timing else 0,
                          "queries": len(query_sample) if timing else 0, "rounds": rounds, "query_batch": query_batch,
@@ -171,10 +186,12 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
                    "to reuse finished stages")
 @click.option("--beside", multiple=True, type=click.Path(),
               help="another bench's report.json: its compressed rows join the quality-kept plot (repeatable)")
+@click.option("--speed-only", is_flag=True,
+              help="the interleaved timing and model cost alone: no corpus encoded, no quality (minutes, not hours)")
 @click.option("--threads", type=int, default=None)
 @friendly_errors
 def bench_cmd(datasets, systems, out, split, factory, reference, parents, timing_docs, timing_queries, query_batch,
-              rounds, control, work, beside, threads):
+              rounds, control, work, beside, speed_only, threads):
     """Full versus compressed: quality, model cost, interleaved speed, index cost -> report.md/json + plots."""
     from effir.core.device import configure_threads
     from effir.eval.report import terminal_table
@@ -189,6 +206,6 @@ def bench_cmd(datasets, systems, out, split, factory, reference, parents, timing
     click.echo(f"{n} threads", err=True)
     result = run_bench(datasets, [s.strip() for s in systems.split(",") if s.strip()], Path(out), split, factory,
                        timing_docs, timing_queries, rounds, reference, work=work, parents=pairs, control=control,
-                       query_batch=query_batch, beside=beside)
+                       query_batch=query_batch, beside=beside, speed_only=speed_only)
     click.echo(terminal_table(result))
     click.echo(f"-> {out}/report.md, {out}/report.json")

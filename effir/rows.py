@@ -52,18 +52,29 @@ def bm25_system(dataset, out: Path, split: str) -> SystemResult:
         run=str(run_path))
 
 
-def dense_system(system: str, dataset, out: Path, split: str, factory: str, encoder) -> SystemResult:
+def model_cost(encoder) -> dict:
+    """Parameters, analytic FLOPs per token (at the passage length) and bytes of one encoder's model."""
     from effir.compression.info import describe
+
+    cost = describe(encoder.model, seq_len=encoder.spec.passage_max_length)
+    return {k: cost[k] for k in ("params", "params_non_embedding", "flops_per_token", "model_bytes")}
+
+
+def cost_only_system(encoder) -> SystemResult:
+    """A row with model cost but no quality (`bench --speed-only`): the timing fills in its speed."""
+    return SystemResult(encoder.spec.name, system_kind(encoder.spec), encoder.spec.path, ndcg_10=None,
+                        recall_100=None, mrr_10=None, queries=0, **model_cost(encoder))
+
+
+def dense_system(system: str, dataset, out: Path, split: str, factory: str, encoder) -> SystemResult:
     from effir.pipeline import run_dense
 
     r = run_dense(dataset, system, out, split=split, factory=factory, spec=encoder.spec, encoder=encoder)
-    cost = describe(encoder.model, seq_len=encoder.spec.passage_max_length)
     idx = r["index"]
     lat = r["latency"]
     return SystemResult.from_metrics(
-        encoder.spec.name, system_kind(encoder.spec), encoder.spec.path, r,
-        params=cost["params"], params_non_embedding=cost["params_non_embedding"],
-        flops_per_token=cost["flops_per_token"], model_bytes=cost["model_bytes"], doc_encode_corpus_s=r["doc_encode_s"],
+        encoder.spec.name, system_kind(encoder.spec), encoder.spec.path, r, **model_cost(encoder),
+        doc_encode_corpus_s=r["doc_encode_s"],
         index_build_s=idx["build_seconds"], index_bytes=idx["bytes_on_disk"], bytes_per_vector=idx["bytes_per_vector"],
         index_peak_memory_bytes=idx["peak_memory_delta_bytes"], search_p50_ms=lat["search"]["p50_ms"],
         search_p95_ms=lat["search"]["p95_ms"], query_encode_p50_ms=lat["query_encode"]["p50_ms"],

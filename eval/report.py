@@ -29,7 +29,8 @@ def terminal_table(result: dict) -> str:
             f"{'docs/s':>7} {'index MB':>8} {'e2e s':>7}")
     lines = [head, "-" * len(head)]
     for r in result["systems"]:
-        lines.append(f"{r.name:<24} {r.ndcg_10:>8.4f} {r.recall_100:>7.4f} {_fmt(r.p_value_vs_full, '.3f'):>7} "
+        lines.append(f"{r.name:<24} {_fmt(r.ndcg_10, '.4f'):>8} {_fmt(r.recall_100, '.4f'):>7} "
+                     f"{_fmt(r.p_value_vs_full, '.3f'):>7} "
                      f"{_fmt(r.params and r.params / 1e6, '.1f'):>9} {_fmt(r.doc_speedup, '.2f'):>6} "
                      f"{_fmt(r.query_speedup, '.2f'):>7} {_fmt(r.docs_per_s, '.1f'):>7} "
                      f"{_fmt(_mb(r.index_bytes), '.1f'):>8} {_fmt(r.end_to_end_s, '.1f'):>7}")
@@ -72,27 +73,11 @@ def _collections_table(result: dict) -> list[str]:
     return out
 
 
-def markdown(result: dict, importance_png: str | None) -> str:
-    m, t = result["machine"], result["timing"]
-    rows = result["systems"]
-    out = [f"# effir bench: {' + '.join(result.get('datasets') or [result['dataset']])} ({result['split']})", ""]
-    out.append(f"Machine: {m['cpu']}, {m['threads']} threads, GPU {m['gpu'] or 'none'}; torch {m['torch']}, "
-               f"transformers {m['transformers']}, faiss {m['faiss']}. Precision: {t['precision']}. "
-               f"Index: FAISS `{result['factory']}`. Reference for speedups and p-values: `{result['reference']}`.")
-    out += ["", "## Quality", "",
-            "Retention is nDCG@10 as a share of the parent's (the system it was made from, or trained like); the "
-            "p-values are paired randomization tests on per-query nDCG@10.", "",
-            "| system | kind | parent | trained | nDCG@10 | R@100 | MRR@10 | retention | p vs parent "
-            "| p vs reference |",
-            "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        out.append(f"| {r.name} | {r.kind} | {_fmt(r.parent)} | {_fmt(r.trained)} | "
-                   f"{r.ndcg_10:.4f} | {r.recall_100:.4f} | {r.mrr_10:.4f} | "
-                   f"{_fmt(r.retention and 100 * r.retention, '.1f')}{'%' if r.retention else ''} | "
-                   f"{_fmt(r.p_value_vs_parent, '.4f')} | {_fmt(r.p_value_vs_full, '.4f')} |")
-    out += _collections_table(result)
+def _speed_section(result: dict, rows: list) -> list[str]:
+    """Model cost and the interleaved speed figures, one row per encoder."""
+    t = result["timing"]
     lengths = t.get("median_tokens") or {}
-    out += ["", "## Model cost and speed", ""]
+    out = ["", "## Model cost and speed", ""]
     if not t["docs"]:
         out += [f"Not timed (`--rounds 0`): quality and analytic cost only. FLOP ratios are analytic, at the "
                 f"median lengths of the documents and queries sampled for timing ({lengths.get('doc', '–')} document "
@@ -116,6 +101,32 @@ def markdown(result: dict, importance_png: str | None) -> str:
                    f"{_fmt(r.flops_ratio, '.2f')}× / {_fmt(r.query_flops_ratio, '.2f')}× | "
                    f"{_fmt(r.docs_per_s, '.1f')} | {_speed(r, 'doc')} | {realised} | "
                    f"{_speed(r, 'query')} | {_speed(r, 'query_batch')} |")
+    return out
+
+
+def markdown(result: dict, importance_png: str | None) -> str:
+    m, t = result["machine"], result["timing"]
+    rows = result["systems"]
+    out = [f"# effir bench: {' + '.join(result.get('datasets') or [result['dataset']])} ({result['split']})", ""]
+    out.append(f"Machine: {m['cpu']}, {m['threads']} threads, GPU {m['gpu'] or 'none'}; torch {m['torch']}, "
+               f"transformers {m['transformers']}, faiss {m['faiss']}. Precision: {t['precision']}. "
+               f"Index: FAISS `{result['factory']}`. Reference for speedups and p-values: `{result['reference']}`.")
+    if result.get("speed_only"):
+        out += ["", "Speed only (`--speed-only`): no corpus encoded, so no quality, index or search figures here."]
+        return "\n".join(out + _speed_section(result, rows) + [""])
+    out += ["", "## Quality", "",
+            "Retention is nDCG@10 as a share of the parent's (the system it was made from, or trained like); the "
+            "p-values are paired randomization tests on per-query nDCG@10.", "",
+            "| system | kind | parent | trained | nDCG@10 | R@100 | MRR@10 | retention | p vs parent "
+            "| p vs reference |",
+            "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r.name} | {r.kind} | {_fmt(r.parent)} | {_fmt(r.trained)} | "
+                   f"{r.ndcg_10:.4f} | {r.recall_100:.4f} | {r.mrr_10:.4f} | "
+                   f"{_fmt(r.retention and 100 * r.retention, '.1f')}{'%' if r.retention else ''} | "
+                   f"{_fmt(r.p_value_vs_parent, '.4f')} | {_fmt(r.p_value_vs_full, '.4f')} |")
+    out += _collections_table(result)
+    out += _speed_section(result, rows)
     out += ["", "## Index and search", "",
             "| system | index build s | index MB | bytes/vector | build RSS rise MB | search p50 ms | search p95 ms | "
             "end-to-end s |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -246,6 +257,7 @@ def write_report(result: dict, out: Path, importance_png: str | None = None) -> 
     public = {k: v for k, v in result.items() if k != "systems"}
     public["systems"] = [r.to_json() for r in result["systems"]]
     write_json(out / "report.json", public)
-    pareto_plot(result, out / "pareto.png")
+    if not result.get("speed_only"):  # the plot and the per-query figures are quality's
+        pareto_plot(result, out / "pareto.png")
+        write_json(out / "per_query.json", {r.name: r.per_query for r in result["systems"]})
     write_text(out / "report.md", markdown(result, importance_png))
-    write_json(out / "per_query.json", {r.name: r.per_query for r in result["systems"]})

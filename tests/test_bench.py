@@ -188,6 +188,34 @@ def test_bench_without_timing(tmp_path, dataset200, tiny_bert):
     assert r.exit_code != 0 and "--rounds" in r.output
 
 
+def test_bench_speed_only(tmp_path, dataset200, tiny_bert):
+    """--speed-only: the timing (with its control pair) and model cost of every encoder, no corpus encoded; BM25,
+    which has no encoder, is left out; --rounds 0 beside it is refused."""
+    from effir.compression.steps import drop
+
+    compressed = tmp_path / "tiny-drop1"
+    drop(str(tiny_bert), compressed, None, mlp_layers=[1])
+    out, work = tmp_path / "speed", tmp_path / "work"
+    systems = f"bm25,full={tiny_bert},{compressed}"
+    r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", systems, "--out", str(out),
+                                  "--work", str(work), "--speed-only", "--control", "--rounds", "2",
+                                  "--timing-docs", "16", "--timing-queries", "8"])
+    assert r.exit_code == 0, r.output
+    assert not work.exists() and not (out / "per_query.json").exists()  # nothing encoded, no quality
+    report = json.loads((out / "report.json").read_text())
+    assert report["speed_only"] and report["reference"] == "full"
+    assert [s["name"] for s in report["systems"]] == ["full", "tiny-drop1"]
+    comp = report["systems"][1]
+    assert comp["ndcg@10"] is None and comp["parent"] == "full" and comp["flops_ratio"] > 1.0
+    assert len(comp["rounds_s"]["doc"]) == 2 and comp["doc_speedup"] > 0
+    assert set(report["timing"]["control"]) >= {"doc", "query", "query_batch", "ok"}
+    md = (out / "report.md").read_text()
+    assert "## Quality" not in md and "## Index" not in md and "| tiny-drop1 | " in md
+    r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", str(tiny_bert),
+                                  "--out", str(tmp_path / "none"), "--speed-only", "--rounds", "0"])
+    assert r.exit_code != 0 and "--speed-only" in r.output and not (tmp_path / "none").exists()
+
+
 def test_systems_take_turns_on_every_unit_of_work():
     """Each document batch, single query and query batch is encoded by every system in turn, the order reversing
     from one unit to the next (so load on the machine falls on all alike); a round sums each system's units."""
