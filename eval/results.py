@@ -16,9 +16,9 @@ class SystemResult:
     name: str
     kind: str                                   # bm25 | full | compressed | hybrid
     model: str
-    ndcg_10: float
-    recall_100: float
-    mrr_10: float
+    ndcg_10: float | None                       # None in a speed-only report (bench --speed-only)
+    recall_100: float | None
+    mrr_10: float | None
     queries: int
     per_query: dict = field(default_factory=dict, repr=False)   # qid -> metrics, for significance tests
     run: str | None = None                      # the TREC run file
