@@ -73,8 +73,7 @@ def runtime_variants(spec: ModelSpec) -> list:
 def _own_memory(model) -> None:
     """Copies weights still mapped from their safetensors file into the process's own memory. Loaded zero-copy, an
     unmodified fp32 model's weights are clean file pages, which the kernel may drop and read back from disk in the
-    middle of an encode (the suspected cause of the reference and its control copy timing up to 1.4× apart in a
-    23-model timing run, README)."""
+    middle of an encode, so a timed model's speed would depend on what else the page cache holds."""
     for tensor in list(model.parameters()) + list(model.buffers()):
         tensor.data = tensor.data.clone()
 
