@@ -69,15 +69,6 @@ def runtime_variants(spec: ModelSpec) -> list:
     return [found[name].load() for name in sorted(found) if spec.extra.get(name)]
 
 
-@torch.no_grad()
-def _own_memory(model) -> None:
-    """Copies weights still mapped from their safetensors file into the process's own memory. Loaded zero-copy, an
-    unmodified fp32 model's weights are clean file pages, which the kernel may drop and read back from disk in the
-    middle of an encode, so a timed model's speed would depend on what else the page cache holds."""
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        tensor.data = tensor.data.clone()
-
-
 def load_model(spec: ModelSpec, device: str | None = None, dtype: str | None = None):
     """(model in eval mode on device, tokenizer). Same call for a registry model, a compressed folder, a hub id."""
     from transformers import AutoModel, AutoTokenizer
@@ -92,8 +83,6 @@ def load_model(spec: ModelSpec, device: str | None = None, dtype: str | None = N
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = model.to(device=device, dtype=torch_dtype).eval()
-    if device == "cpu":
-        _own_memory(model)
     for apply in runtime_variants(spec):
         model = apply(model, spec, device)
     return model, tokenizer

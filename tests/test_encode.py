@@ -34,21 +34,6 @@ def test_pooling_ignores_padding():
     assert torch.equal(pool(hidden, left, "last"), hidden[:, 3])
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads the process's memory map (Linux)")
-def test_cpu_weights_are_not_file_mappings(tiny_llama):
-    """An encoder's weights live in the process's own memory, not in pages mapped from model.safetensors, which the
-    kernel may drop and read back from disk in the middle of a timed encode."""
-    enc = Encoder(resolve(str(tiny_llama)), device="cpu")
-    mapped = []
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            if line.rstrip().endswith(".safetensors"):
-                lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
-                mapped.append((lo, hi))
-    tensors = list(enc.model.parameters()) + list(enc.model.buffers())
-    assert not [t for t in tensors if any(lo <= t.data_ptr() < hi for lo, hi in mapped)]
-
-
 def test_batching_does_not_change_embeddings(tiny_llama):
     """Length-sorted, padded batches give the same vectors as one text at a time."""
     enc = Encoder(resolve(str(tiny_llama)), device="cpu", max_tokens=200)
