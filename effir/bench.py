@@ -2,7 +2,8 @@
 
 Quality comes from the cached pipeline (a rerun reproduces it exactly). Speed comes from one interleaved
 timing run on the same inputs: after a warm-up, the systems encode the same document sample and the same
-queries in turn (A B C, A B C, ...), and medians over rounds are compared as ratios against the reference.
+queries in turn (A B C, C B A, ...; effir/speed.py), and medians over rounds are compared as ratios against the
+reference. `--speed-only` runs the timing alone, with no corpus encoded.
 """
 
 from __future__ import annotations
@@ -43,12 +44,15 @@ def quality_rows(dataset, named, hybrids, encoders: dict, work: Path, split: str
 
 
 def compare_rows(rows: list, ref: str | None, parents: dict[str, str]) -> None:
-    """Parent, retention and p-values (paired randomization on per-query nDCG@10) for the rows of one collection."""
+    """Parent, retention and p-values (paired randomization on per-query nDCG@10) for the rows of one collection;
+    rows without quality (--speed-only) get their parent alone."""
     from effir.eval.significance import compare
 
     resolve_parents(rows, parents)
     by_name = {r.name: r for r in rows}
     for r in rows:
+        if r.ndcg_10 is None:
+            continue
         r.p_value_vs_full = (compare(r.per_query, by_name[ref].per_query)["p_randomization"]
                              if ref and r.name != ref else None)
         parent = by_name.get(r.parent)
@@ -80,6 +84,8 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
         raise click.UsageError("--systems: name at least one system, e.g. bm25,minilm")
     if speed_only and rounds == 0:
         raise click.UsageError("--speed-only with --rounds 0 would measure nothing: give --rounds 1 or more")
+    if speed_only and beside:
+        raise click.UsageError("--beside adds rows to the quality plot, which --speed-only does not draw")
     for d in datasets:
         BeirDataset(d).require(split)
     beside = [report.beside_points(p) for p in beside]
@@ -107,10 +113,7 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
     rows = per_dataset[names[0]]
     ref = reference or next((r.name for r in rows if r.kind == "full"), None)
     for collection_rows in per_dataset.values():
-        if speed_only:
-            resolve_parents(collection_rows, parents or {})
-        else:
-            compare_rows(collection_rows, ref, parents or {})
+        compare_rows(collection_rows, ref, parents or {})
     if len(names) > 1:
         for i, r in enumerate(rows):
             r.per_dataset = {n: {k: per_dataset[n][i].metric(k) for k in PER_COLLECTION} for n in names}

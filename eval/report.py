@@ -73,9 +73,9 @@ def _collections_table(result: dict) -> list[str]:
     return out
 
 
-def _speed_section(result: dict, rows: list) -> list[str]:
+def _speed_section(result: dict) -> list[str]:
     """Model cost and the interleaved speed figures, one row per encoder."""
-    t = result["timing"]
+    t, rows = result["timing"], result["systems"]
     lengths = t.get("median_tokens") or {}
     out = ["", "## Model cost and speed", ""]
     if not t["docs"]:
@@ -113,7 +113,7 @@ def markdown(result: dict, importance_png: str | None) -> str:
                f"Index: FAISS `{result['factory']}`. Reference for speedups and p-values: `{result['reference']}`.")
     if result.get("speed_only"):
         out += ["", "Speed only (`--speed-only`): no corpus encoded, so no quality, index or search figures here."]
-        return "\n".join(out + _speed_section(result, rows) + [""])
+        return "\n".join(out + _speed_section(result) + [""])
     out += ["", "## Quality", "",
             "Retention is nDCG@10 as a share of the parent's (the system it was made from, or trained like); the "
             "p-values are paired randomization tests on per-query nDCG@10.", "",
@@ -126,7 +126,7 @@ def markdown(result: dict, importance_png: str | None) -> str:
                    f"{_fmt(r.retention and 100 * r.retention, '.1f')}{'%' if r.retention else ''} | "
                    f"{_fmt(r.p_value_vs_parent, '.4f')} | {_fmt(r.p_value_vs_full, '.4f')} |")
     out += _collections_table(result)
-    out += _speed_section(result, rows)
+    out += _speed_section(result)
     out += ["", "## Index and search", "",
             "| system | index build s | index MB | bytes/vector | build RSS rise MB | search p50 ms | search p95 ms | "
             "end-to-end s |", "|---|---:|---:|---:|---:|---:|---:|---:|"]

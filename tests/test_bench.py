@@ -190,7 +190,7 @@ def test_bench_without_timing(tmp_path, dataset200, tiny_bert):
 
 def test_bench_speed_only(tmp_path, dataset200, tiny_bert):
     """--speed-only: the timing (with its control pair) and model cost of every encoder, no corpus encoded; BM25,
-    which has no encoder, is left out; --rounds 0 beside it is refused."""
+    which has no encoder, is left out; --rounds 0 or --beside with it is refused."""
     from effir.compression.steps import drop
 
     compressed = tmp_path / "tiny-drop1"
@@ -214,6 +214,9 @@ def test_bench_speed_only(tmp_path, dataset200, tiny_bert):
     r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", str(tiny_bert),
                                   "--out", str(tmp_path / "none"), "--speed-only", "--rounds", "0"])
     assert r.exit_code != 0 and "--speed-only" in r.output and not (tmp_path / "none").exists()
+    r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", str(tiny_bert), "--out",
+                                  str(tmp_path / "none"), "--speed-only", "--beside", str(out / "report.json")])
+    assert r.exit_code != 0 and "--beside" in r.output and not (tmp_path / "none").exists()
 
 
 def test_systems_take_turns_on_every_unit_of_work():
