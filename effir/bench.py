@@ -1,9 +1,10 @@
 """`effir bench`: every stage for each system on one dataset, then the full-versus-compressed report.
 
-Quality comes from the cached pipeline (a rerun reproduces it exactly). Speed comes from one interleaved
-timing run on the same inputs: after a warm-up, the systems encode the same document sample and the same
-queries in turn (A B C, C B A, ...; effir/speed.py), and medians over rounds are compared as ratios against the
-reference. `--speed-only` runs the timing alone, with no corpus encoded.
+Quality comes from the cached pipeline (a rerun reproduces it exactly). Speed comes from interleaved timing on
+the same inputs: after a warm-up, the systems encode the same document sample and the same queries in turn
+(A B C, C B A, ...; effir/speed.py), in groups of a few systems with the reference (and the control) in each, and
+medians over rounds are compared as ratios against the same group's reference. `--speed-only` runs the timing
+alone, with no corpus encoded.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import click
 
 from effir.core.options import friendly_errors
 from effir.rows import bm25_system, cost_only_system, dense_system, hybrid_system
+from effir.speed import GROUP_SIZE
 from effir.systems import check_parents, describe_training, parse_systems, resolve_parents
 
 
@@ -66,10 +68,12 @@ PER_COLLECTION = ("ndcg@10", "recall@100", "mrr@10", "retention", "p_value_vs_pa
 def run_bench(datasets, systems: list[str], out: Path, split: str = "test", factory: str = "Flat",
               timing_docs: int = 256, timing_queries: int = 100, rounds: int = 5, reference: str | None = None,
               seed: int = 0, work: Path | None = None, parents: dict[str, str] | None = None,
-              control: bool = False, query_batch: int = 32, beside: list[str] = (), speed_only: bool = False) -> dict:
+              control: bool = False, query_batch: int = 32, beside: list[str] = (), speed_only: bool = False,
+              group_size: int = GROUP_SIZE) -> dict:
     """Quality on every collection in `datasets`, speed once (on the first), one report; `beside`: other reports
     whose compressed rows the plot shows next to these; `speed_only`: the timing and model cost alone, no corpus
-    encoded (BM25 and fused systems, which have no encoder to time, are left out)."""
+    encoded (BM25 and fused systems, which have no encoder to time, are left out); `group_size`: systems per
+    timing group besides the reference and the control (effir/speed.py)."""
     from effir import speed
     from effir.compression.info import flops_per_token
     from effir.compression.steps import analyze
@@ -121,18 +125,19 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
                             for k in ("ndcg@10", "recall@100", "mrr@10")}
 
     ds = BeirDataset(datasets[0])
-    timing, control_row = {}, None
+    timing, timing_groups, control_row = {}, [], None
     rng = random.Random(seed)
     doc_sample = [d.contents for d in rng.sample(list(ds.corpus()), min(timing_docs, ds.corpus().count))]
     query_sample = rng.sample(list(ds.queries().values()), min(timing_queries, len(ds.queries())))
-    if encoders and rounds > 0:  # rounds 0: quality and analytic cost only
-        timed = dict(encoders)
-        if control and ref in encoders:  # the reference once more, as a second system: must read 1.00x
-            timed[f"{ref}-control"] = Encoder(encoders[ref].spec)
-        timing = speed.figures(speed.interleaved_timing(timed, doc_sample, query_sample, rounds, query_batch),
-                               ref if ref in encoders else None, len(doc_sample))
-        if control and ref in encoders:
-            control_row = speed.control_verdict(timing[f"{ref}-control"])
+    if encoders and ref in encoders and rounds > 0:  # rounds 0: quality and analytic cost only
+        # the control: the reference once more, as a second system, in every group; must read 1.00x
+        twin = Encoder(encoders[ref].spec) if control else None
+        timing, timing_groups = speed.timed_in_groups(encoders, ref, doc_sample, query_sample, rounds, query_batch,
+                                                      group_size, twin)
+        control_row = speed.overall_control(timing_groups)
+    elif encoders and rounds > 0:  # no dense reference: seconds and docs/s, no speedups
+        timing = speed.figures(speed.interleaved_timing(encoders, doc_sample, query_sample, rounds, query_batch),
+                               None, len(doc_sample))
     lengths = None
     if ref in encoders:
         lengths = median_lengths(encoders[ref].tokenizer, encoders[ref].spec, doc_sample, query_sample)
@@ -156,7 +161,7 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
               "timing": {"dataset": names[0], "docs": len(doc_sample) if timing else 0,
                          "queries": len(query_sample) if timing else 0, "rounds": rounds, "query_batch": query_batch,
                          "median_tokens": {"doc": lengths[0], "query": lengths[1]} if lengths else None,
-                         "order": speed.ORDER,
+                         "order": speed.ORDER, "group_size": group_size, "groups": timing_groups,
                          "control": control_row,
                          "precision": "fp16" if any(e.device.startswith("cuda") for e in encoders.values())
                          else "fp32"},
@@ -184,6 +189,8 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
 @click.option("--rounds", default=5, show_default=True, type=click.IntRange(min=0),
               help="timing rounds (medians of per-round ratios); 0: no timing, quality and analytic cost only")
 @click.option("--control", is_flag=True, help="also time the reference as a second system: must read 1.00x ± 0.05")
+@click.option("--timing-group", "group_size", default=GROUP_SIZE, show_default=True, type=click.IntRange(min=1),
+              help="systems per timing group, each group timed with the reference and the control in a run of its own")
 @click.option("--work", type=click.Path(), default=None,
               help="where each system's shards, index and run go (default OUT/systems); share it between benches "
                    "to reuse finished stages")
@@ -194,7 +201,7 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
 @click.option("--threads", type=int, default=None)
 @friendly_errors
 def bench_cmd(datasets, systems, out, split, factory, reference, parents, timing_docs, timing_queries, query_batch,
-              rounds, control, work, beside, speed_only, threads):
+              rounds, control, group_size, work, beside, speed_only, threads):
     """Full versus compressed: quality, model cost, interleaved speed, index cost -> report.md/json + plots."""
     from effir.core.device import configure_threads
     from effir.eval.report import terminal_table
@@ -209,6 +216,6 @@ def bench_cmd(datasets, systems, out, split, factory, reference, parents, timing
     click.echo(f"{n} threads", err=True)
     result = run_bench(datasets, [s.strip() for s in systems.split(",") if s.strip()], Path(out), split, factory,
                        timing_docs, timing_queries, rounds, reference, work=work, parents=pairs, control=control,
-                       query_batch=query_batch, beside=beside, speed_only=speed_only)
+                       query_batch=query_batch, beside=beside, speed_only=speed_only, group_size=group_size)
     click.echo(terminal_table(result))
     click.echo(f"-> {out}/report.md, {out}/report.json")

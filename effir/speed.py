@@ -8,6 +8,11 @@ whichever was timed during it. A round sums each system's units per task; a syst
 the median over rounds of the per-round ratio t_ref / t_system, shown with its min–max over rounds. A control pair
 (the reference loaded twice and timed as two systems) must read 1.00 ± 0.05, or the figures beside it are not to
 be trusted.
+
+Many systems are timed in groups (`timed_in_groups`): with 20+ models in one run, one pass over a document batch
+takes minutes, so the reference and a system far from it in the order meet different load from the machine, and
+the control pair read 0.90–1.14 on documents. Each group of at most `group_size` systems is its own interleaved
+run with the reference and the control, and its speedups are against that group's reference.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 TASKS = ("doc", "query", "query_batch")
 CONTROL_TOLERANCE = 0.05
+GROUP_SIZE = 4  # systems per timing group besides the reference and the control: runs of that size held the control
 ORDER = ("the systems take turns on every document batch, single query and query batch, the order reversing from "
          "one to the next")
 
@@ -87,3 +93,52 @@ def control_verdict(row: dict) -> dict:
         logger.warning("control pair outside 1.00 ± %.2f: %s; speed figures of this run are not reliable",
                        CONTROL_TOLERANCE, {t: row[f"{t}_speedup"] for t in TASKS})
     return {"ok": ok, "tolerance": CONTROL_TOLERANCE, **{task: row[f"{task}_speedup"] for task in TASKS}}
+
+
+def groups(names: list[str], size: int) -> list[list[str]]:
+    """`names` in order, split into the fewest groups of at most `size`, their sizes differing by one at most
+    (the larger first)."""
+    if size < 1:
+        raise ValueError(f"group size {size}: must be at least 1")
+    count = max(1, -(-len(names) // size))
+    small, larger = divmod(len(names), count)
+    out, start = [], 0
+    for i in range(count):
+        end = start + small + (i < larger)
+        out.append(names[start:end])
+        start = end
+    return out
+
+
+def timed_in_groups(encoders: dict, reference: str, docs: list[str], queries: list[str], rounds: int,
+                    query_batch: int = 32, group_size: int = GROUP_SIZE, control=None) -> tuple[dict, list[dict]]:
+    """Speed figures per system, each group of systems timed in its own interleaved run with the reference (first)
+    and the control (last, the farthest from the reference in every pass): (figures by name, the groups as
+    {"group", "systems", "control": verdict or None}). The reference's own figures pool its rounds of every group."""
+    others = [name for name in encoders if name != reference]
+    out, timing_groups, reference_times = {}, [], {task: [] for task in TASKS}
+    control_name = f"{reference}-control"
+    for number, members in enumerate(groups(others, group_size), start=1):
+        timed = {reference: encoders[reference], **{m: encoders[m] for m in members}}
+        if control is not None:
+            timed[control_name] = control
+        logger.info("timing group %d: %s", number, ", ".join(timed))
+        times = interleaved_timing(timed, docs, queries, rounds, query_batch)
+        group_figures = figures(times, reference, len(docs))
+        for m in members:
+            out[m] = {**group_figures[m], "timing_group": number}
+        timing_groups.append({"group": number, "systems": members,
+                              "control": control_verdict(group_figures[control_name]) if control else None})
+        for task in TASKS:
+            reference_times[task] += times[reference][task]
+    out[reference] = figures({reference: reference_times}, reference, len(docs))[reference]
+    return out, timing_groups
+
+
+def overall_control(timing_groups: list[dict]) -> dict | None:
+    """The run's control: ok only if every group's is; per task the reading farthest from 1.00."""
+    verdicts = [g["control"] for g in timing_groups if g["control"]]
+    if not verdicts:
+        return None
+    worst = {task: max((v[task] for v in verdicts), key=lambda x: abs(x - 1.0)) for task in TASKS}
+    return {"ok": all(v["ok"] for v in verdicts), "tolerance": CONTROL_TOLERANCE, **worst}

@@ -50,9 +50,34 @@ def _control_line(t: dict) -> list[str]:
     if not c:
         return []
     verdict = "within" if c["ok"] else "OUTSIDE — the speed figures of this run are not reliable"
-    return [f"Control pair (the reference timed twice, as two systems): documents {c['doc']:.2f}×, queries "
+    several = len(t.get("groups") or []) > 1
+    where = " in every timing group; the reading farthest from 1.00" if several else ""
+    return [f"Control pair (the reference timed twice, as two systems{where}): documents {c['doc']:.2f}×, queries "
             f"{c['query']:.2f}× one at a time, {c['query_batch']:.2f}× in batches; {verdict} 1.00 ± "
             f"{c['tolerance']:.2f}.", ""]
+
+
+def _grouping(t: dict) -> str:
+    if len(t.get("groups") or []) < 2:
+        return ""
+    size = t["group_size"]
+    return (f", in groups of at most {size} system{'s' if size > 1 else ''}, each group its own interleaved run "
+            f"with the reference{' and the control' if t.get('control') else ''}, speedups against the same group's "
+            f"reference")
+
+
+def _groups_list(t: dict) -> list[str]:
+    """One line per timing group (when there are several): its systems and its control's readings."""
+    groups = t.get("groups") or []
+    if len(groups) < 2:
+        return []
+    out = []
+    for g in groups:
+        c = g["control"]
+        reading = (f": control {c['doc']:.2f}× / {c['query']:.2f}× / {c['query_batch']:.2f}×"
+                   f"{'' if c['ok'] else ' — OUTSIDE'}") if c else ""
+        out.append(f"- timing group {g['group']} ({', '.join(g['systems'])}){reading}")
+    return out + [""]
 
 
 def _collections_table(result: dict) -> list[str]:
@@ -85,11 +110,11 @@ def _speed_section(result: dict) -> list[str]:
     else:
         out += [f"Speed: {t['docs']} documents, {t['queries']} queries one at a time and the same queries in "
                 f"batches of {t.get('query_batch', '–')}, encoded by every system in {t['rounds']} interleaved "
-                f"rounds after a warm-up ({t['order']}); each speedup is the median of the per-round ratios, "
-                f"(min–max) over rounds. FLOP ratios are analytic, at the median lengths of the timing sample "
+                f"rounds after a warm-up ({t['order']}){_grouping(t)}; each speedup is the median of the per-round "
+                f"ratios, (min–max) over rounds. FLOP ratios are analytic, at the median lengths of the timing sample "
                 f"({lengths.get('doc', '–')} document tokens, {lengths.get('query', '–')} query tokens); "
                 f"realised = doc speedup / FLOP ratio.", ""]
-        out += _control_line(t)
+        out += _control_line(t) + _groups_list(t)
     out += ["| system | params | non-emb. params | model MB | FLOP ratio doc / query | docs/s | doc speedup | "
             "realised | query speedup (1 at a time) | query speedup (batched) |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]

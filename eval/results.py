@@ -60,6 +60,7 @@ class SystemResult:
     query_speedup_range: list | None = None
     query_batch_speedup: float | None = None
     query_batch_speedup_range: list | None = None
+    timing_group: int | None = None             # the group it was timed in, against that group's reference
     # several collections
     per_dataset: dict | None = None
     average: dict | None = None

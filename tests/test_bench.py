@@ -196,21 +196,28 @@ def test_bench_speed_only(tmp_path, dataset200, tiny_bert):
     compressed = tmp_path / "tiny-drop1"
     drop(str(tiny_bert), compressed, None, mlp_layers=[1])
     out, work = tmp_path / "speed", tmp_path / "work"
-    systems = f"bm25,full={tiny_bert},{compressed}"
+    systems = f"bm25,full={tiny_bert},{compressed},again={compressed}"
     r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", systems, "--out", str(out),
                                   "--work", str(work), "--speed-only", "--control", "--rounds", "2",
-                                  "--timing-docs", "16", "--timing-queries", "8"])
+                                  "--timing-docs", "16", "--timing-queries", "8", "--timing-group", "1"])
     assert r.exit_code == 0, r.output
     assert not work.exists() and not (out / "per_query.json").exists()  # nothing encoded, no quality
     report = json.loads((out / "report.json").read_text())
     assert report["speed_only"] and report["reference"] == "full"
-    assert [s["name"] for s in report["systems"]] == ["full", "tiny-drop1"]
+    assert [s["name"] for s in report["systems"]] == ["full", "tiny-drop1", "again"]
     comp = report["systems"][1]
     assert comp["ndcg@10"] is None and comp["parent"] == "full" and comp["flops_ratio"] > 1.0
     assert len(comp["rounds_s"]["doc"]) == 2 and comp["doc_speedup"] > 0
-    assert set(report["timing"]["control"]) >= {"doc", "query", "query_batch", "ok"}
+    # one timing group per system (--timing-group 1), each with its own control reading
+    timing = report["timing"]
+    assert [g["systems"] for g in timing["groups"]] == [["tiny-drop1"], ["again"]] and timing["group_size"] == 1
+    assert [s["timing_group"] for s in report["systems"]] == [None, 1, 2]
+    assert len(report["systems"][0]["rounds_s"]["doc"]) == 4  # the reference's rounds of both groups
+    assert set(timing["control"]) >= {"doc", "query", "query_batch", "ok"}
+    assert all(set(g["control"]) >= {"doc", "ok"} for g in timing["groups"])
     md = (out / "report.md").read_text()
     assert "## Quality" not in md and "## Index" not in md and "| tiny-drop1 | " in md
+    assert "in groups of at most 1 system," in md and "- timing group 2 (again): control " in md
     r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", str(tiny_bert),
                                   "--out", str(tmp_path / "none"), "--speed-only", "--rounds", "0"])
     assert r.exit_code != 0 and "--speed-only" in r.output and not (tmp_path / "none").exists()
@@ -243,3 +250,56 @@ def test_systems_take_turns_on_every_unit_of_work():
         assert [name for name, _, _ in turn] == (list("abc") if k % 2 == 0 else list("cba"))
         assert {(n, side) for _, n, side in turn} == {units[k % len(units)]}
     assert all(len(times[n][task]) == 2 and min(times[n][task]) > 0 for n in "abc" for task in TASKS)
+
+
+def test_groups_are_as_even_as_can_be():
+    from effir.speed import groups
+
+    assert groups(list("abcdefg"), 3) == [list("abc"), list("de"), list("fg")]
+    assert groups(list("abcd"), 4) == [list("abcd")] and groups([], 4) == [[]]
+    assert [len(g) for g in groups([str(i) for i in range(21)], 4)] == [4, 4, 4, 3, 3, 3]
+    with pytest.raises(ValueError, match="group size 0"):
+        groups(list("ab"), 0)
+
+
+def test_many_systems_are_timed_in_groups_each_with_the_reference_and_the_control():
+    """Each group is its own interleaved run: the reference first, the group's systems, the control last; a system's
+    speedup is against the reference's rounds of its own group."""
+    import statistics
+
+    from effir.speed import TASKS, overall_control, timed_in_groups
+
+    calls = []
+
+    class Recorder:
+        def __init__(self, name):
+            self.name = name
+
+        def encode(self, texts, side="passage"):
+            calls.append(self.name)
+
+    encoders = {n: Recorder(n) for n in ["ref", "a", "b", "c", "d", "e"]}
+    docs, queries = [f"doc {i}" for i in range(8)], [f"query {i}" for i in range(4)]
+    figures, groups = timed_in_groups(encoders, "ref", docs, queries, rounds=2, query_batch=2, group_size=2,
+                                      control=Recorder("ref-control"))
+    assert [g["systems"] for g in groups] == [["a", "b"], ["c", "d"], ["e"]]
+    start = 0
+    for g in groups:  # per system: 2 warm-up calls, then 2 rounds of 1 document batch, 4 queries, 2 query batches
+        members = ["ref", *g["systems"], "ref-control"]
+        seen = calls[start: start + len(members) * (2 + 2 * (1 + 4 + 2))]
+        assert set(seen) == set(members) and seen[:2 * len(members)] == [n for n in members for _ in (0, 1)]
+        assert seen[2 * len(members):3 * len(members)] == members  # the reference first, the control last
+        start += len(seen)
+        assert set(g["control"]) >= {"ok", "doc", "query", "query_batch"}
+    assert start == len(calls)
+    ref = figures["ref"]["rounds_s"]
+    assert all(len(ref[task]) == 2 * 3 for task in TASKS)  # the reference's rounds of every group, pooled
+    for name, number in {"a": 1, "d": 2, "e": 3}.items():
+        own = figures[name]
+        assert own["timing_group"] == number
+        ratios = [a / b for a, b in zip(ref["doc"][2 * (number - 1): 2 * number], own["rounds_s"]["doc"])]
+        assert own["doc_speedup"] == pytest.approx(statistics.median(ratios), rel=1e-2)
+    control = overall_control(groups)
+    worst = max((g["control"]["doc"] for g in groups), key=lambda x: abs(x - 1))
+    assert control["doc"] == worst and control["ok"] == all(g["control"]["ok"] for g in groups)
+    assert overall_control([{**g, "control": None} for g in groups]) is None
