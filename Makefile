@@ -272,8 +272,8 @@ demo-llm: install $(LLM_FOLDERS)
 	$(LLM_BENCH) --out runs/demo-llm $(addprefix --beside ,$(MINILM_REPORT))
 	$(if $(and $(filter smollm2-ft,$(LLM_BUILT)),$(LLM_BEST)),$(LLM_TRANSFER))
 
-# make speed-llm: demo-llm's timing alone, every system rebuilt but no corpus encoded (~1 h here rather than ~5):
-# to time again when a demo-llm run's control pair read outside 1.00 ± 0.05
+# make speed-llm: demo-llm's timing alone, every system rebuilt but no corpus encoded (~1.5 h here, in groups of 4
+# with the reference and the control; demo-llm ~5.5 h): the README's SmolLM2 speed figures
 speed-llm: install $(LLM_FOLDERS)
 	$(LLM_BENCH) --speed-only --out runs/speed-llm
 

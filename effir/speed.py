@@ -128,7 +128,7 @@ def timed_in_groups(encoders: dict, reference: str, docs: list[str], queries: li
         for m in members:
             out[m] = {**group_figures[m], "timing_group": number}
         timing_groups.append({"group": number, "systems": members,
-                              "control": control_verdict(group_figures[control_name]) if control else None})
+                              "control": control_verdict(group_figures[control_name]) if control is not None else None})
         for task in TASKS:
             reference_times[task] += times[reference][task]
     out[reference] = figures({reference: reference_times}, reference, len(docs))[reference]
