@@ -1,4 +1,5 @@
-"""Every system committed under models/ rebuilds from its base model and reproduces its recorded embeddings."""
+"""Every system committed under models/ rebuilds from its base model and reproduces its recorded embeddings; those
+under models/pending/ (trained, committed so the training is not lost, not yet encoded and scored) rebuild too."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 SYSTEMS = sorted(p.parent.name for p in MODELS.glob(f"*/{MANIFEST}"))
+PENDING = sorted(f"pending/{p.parent.name}" for p in (MODELS / "pending").glob(f"*/{MANIFEST}"))
 
 
-@pytest.mark.parametrize("system", SYSTEMS)
+@pytest.mark.parametrize("system", SYSTEMS + PENDING)
 def test_committed_system_rebuilds_to_its_recorded_embeddings(tmp_path, system):
     from safetensors.torch import load_file
 
@@ -26,7 +28,7 @@ def test_committed_system_rebuilds_to_its_recorded_embeddings(tmp_path, system):
     manifest = json.loads((folder / MANIFEST).read_text())
     ids, texts = probe_documents(str(shared_dataset("scifact")), len(manifest["probe_ids"]))
     assert ids == manifest["probe_ids"]
-    spec = rebuild(folder, tmp_path / system)
+    spec = rebuild(folder, tmp_path / folder.name)
     assert spec.dropped_mlp == manifest["dropped_mlp"]
     vectors, _ = Encoder(spec, device="cpu").encode(texts)
     recorded = load_file(str(folder / PROBE))["embeddings"].numpy()
