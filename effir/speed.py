@@ -11,8 +11,8 @@ be trusted.
 
 Many systems are timed in groups (`timed_in_groups`): with 20+ models in one run, one pass over a document batch
 takes minutes, so the reference and a system far from it in the order meet different load from the machine, and
-the control pair read 0.90–1.14 on documents. Each group of at most `group_size` systems is its own interleaved
-run with the reference and the control, and its speedups are against that group's reference.
+the control pair read 0.92× and 1.14× on documents in two such runs. Each group of at most `group_size` systems is
+its own interleaved run with the reference and the control, and its speedups are against that group's reference.
 """
 
 from __future__ import annotations

@@ -45,20 +45,25 @@ def _speed(r, task: str) -> str:
     return f"{speedup:.2f}× ({lo:.2f}–{hi:.2f})"
 
 
+def _timing_groups(t: dict) -> list[dict]:
+    """The run's timing groups when there were several (a single group reads as the plain interleaved run)."""
+    groups = t.get("groups") or []
+    return groups if len(groups) > 1 else []
+
+
 def _control_line(t: dict) -> list[str]:
     c = t.get("control")
     if not c:
         return []
     verdict = "within" if c["ok"] else "OUTSIDE — the speed figures of this run are not reliable"
-    several = len(t.get("groups") or []) > 1
-    where = " in every timing group; the reading farthest from 1.00" if several else ""
+    where = " in every timing group; the reading farthest from 1.00" if _timing_groups(t) else ""
     return [f"Control pair (the reference timed twice, as two systems{where}): documents {c['doc']:.2f}×, queries "
             f"{c['query']:.2f}× one at a time, {c['query_batch']:.2f}× in batches; {verdict} 1.00 ± "
             f"{c['tolerance']:.2f}.", ""]
 
 
 def _grouping(t: dict) -> str:
-    if len(t.get("groups") or []) < 2:
+    if not _timing_groups(t):
         return ""
     size = t["group_size"]
     return (f", in groups of at most {size} system{'s' if size > 1 else ''}, each group its own interleaved run "
@@ -68,16 +73,13 @@ def _grouping(t: dict) -> str:
 
 def _groups_list(t: dict) -> list[str]:
     """One line per timing group (when there are several): its systems and its control's readings."""
-    groups = t.get("groups") or []
-    if len(groups) < 2:
-        return []
     out = []
-    for g in groups:
+    for g in _timing_groups(t):
         c = g["control"]
         reading = (f": control {c['doc']:.2f}× / {c['query']:.2f}× / {c['query_batch']:.2f}×"
                    f"{'' if c['ok'] else ' — OUTSIDE'}") if c else ""
         out.append(f"- timing group {g['group']} ({', '.join(g['systems'])}){reading}")
-    return out + [""]
+    return out + [""] if out else []
 
 
 def _collections_table(result: dict) -> list[str]:
