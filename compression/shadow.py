@@ -157,3 +157,6 @@ def attach_from_folder(model: nn.Module, spec, device: str) -> nn.Module:
         raise ValueError(f"{spec.path}: contextual sparsity (shadow) gathers dense weights; it cannot be quantised")
     load(model, spec.path, spec.extra["shadow"])
     return model
+
+
+attach_from_folder.needs_recorded_widths = True  # its predictors score the channels the folder recorded

@@ -169,6 +169,25 @@ def test_slim_fold_is_exact(request, fixture):
         torch.testing.assert_close(scale, z[i][idx])
 
 
+@pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_bert"])
+def test_width_padding_is_exact(request, tmp_path, fixture):
+    """Ragged MLP widths are zero-padded to a multiple of 8 when a model is loaded to encode: the same outputs,
+    while the folder, training and further cuts keep the widths the cut recorded."""
+    model, tok = load_model(resolve(str(request.getfixturevalue(fixture))), device="cpu")
+    for i, width in ((0, 45), (1, 61)):
+        architecture.keep_mlp_channels(model, i, torch.randperm(64)[:width].sort().values)
+    architecture.drop_mlp(model, 2)
+    spec = save_model_folder(model, tok, resolve(str(request.getfixturevalue(fixture))), tmp_path / "cut")
+    unpadded, _ = load_model(spec, device="cpu")
+    encoder = Encoder(spec, device="cpu")
+    widths = [None if architecture.mlp_is_dropped(layer) else architecture.mlp_width(layer)
+              for layer in architecture.layers(encoder.model)]
+    assert widths[:3] == [48, 64, None] and all(w is None or w % architecture.WIDTH_MULTIPLE == 0 for w in widths)
+    assert [architecture.mlp_width(layer) for layer in architecture.layers(unpadded)[:2]] == [45, 61]
+    torch.testing.assert_close(_hidden(encoder.model, tok), _hidden(unpadded, tok), atol=1e-6, rtol=1e-6)
+    assert architecture.align_mlp_widths(encoder.model) == {}  # already aligned: nothing to do
+
+
 def test_slim_cuts_requested_fraction(tiny_llama):
     model, _ = load_model(resolve(str(tiny_llama)), device="cpu")
     gates = ChannelGates(model)
