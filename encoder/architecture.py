@@ -199,11 +199,14 @@ def pad_mlp(model: nn.Module, index: int, width: int) -> None:
 
 
 def align_mlp_widths(model: nn.Module, multiple: int = WIDTH_MULTIPLE) -> dict[int, int]:
-    """Zero-pad every kept MLP to a multiple of `multiple` channels (same outputs, faster matrix products);
-    {layer: width before} of those padded."""
+    """Zero-pad every kept MLP of plain linear layers (not factored) to a multiple of `multiple` channels (same
+    outputs, faster matrix products); {layer: width before} of those padded."""
     padded = {}
     for i, layer in enumerate(layers(model)):
-        if not mlp_is_dropped(layer) and mlp_width(layer) % multiple:
+        if mlp_is_dropped(layer):
+            continue
+        ins, out = mlp_linears(layer)
+        if all(type(lin) is nn.Linear for lin in (*ins, out)) and mlp_width(layer) % multiple:
             padded[i] = mlp_width(layer)
             pad_mlp(model, i, -(-padded[i] // multiple) * multiple)
     return padded

@@ -188,6 +188,14 @@ def test_width_padding_is_exact(request, tmp_path, fixture):
     assert architecture.align_mlp_widths(encoder.model) == {}  # already aligned: nothing to do
 
 
+def test_width_padding_leaves_factored_mlps_alone(tiny_llama):
+    model, _ = load_model(resolve(str(tiny_llama)), device="cpu")
+    architecture.keep_mlp_channels(model, 0, torch.arange(45))
+    architecture.factor_linear(model, "layers.0.mlp.down_proj", 4)
+    assert architecture.align_mlp_widths(model) == {}
+    assert architecture.mlp_width(architecture.layers(model)[0]) == 45
+
+
 def test_slim_cuts_requested_fraction(tiny_llama):
     model, _ = load_model(resolve(str(tiny_llama)), device="cpu")
     gates = ChannelGates(model)
