@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import time
 
@@ -95,16 +94,13 @@ def main():
     ap.add_argument("--out", default=None, help="also write the figures and the machine as JSON here")
     args = ap.parse_args()
 
-    from effir.core.data import BeirDataset
     from effir.core.device import configure_threads, describe_machine
     from effir.core.models import resolve
     from effir.encoder.model import Encoder
+    from effir.speed import timing_sample
 
     configure_threads(args.threads)
-    ds = BeirDataset(args.dataset)
-    rng = random.Random(0)
-    docs = [d.contents for d in rng.sample(list(ds.corpus()), min(args.docs, ds.corpus().count))]
-    queries = rng.sample(list(ds.queries().values()), min(args.queries, len(ds.queries())))
+    docs, queries = timing_sample(args.dataset, args.docs, args.queries)
     encoders = {}
     for item in args.systems.split(","):
         name, _, folder = item.rpartition("=")

@@ -16,7 +16,6 @@ over rounds after a warm-up (order reversing every turn), medians:
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import time
 
@@ -73,15 +72,11 @@ def main():
               f"({t[w] / t[padded]:.2f}x)")
     if args.model:
         from effir import speed
-        from effir.core.data import BeirDataset
         from effir.core.models import resolve
         from effir.encoder.model import Encoder, load_model
 
         spec = resolve(args.model)
-        ds = BeirDataset(args.dataset)
-        rng = random.Random(0)
-        docs = [d.contents for d in rng.sample(list(ds.corpus()), args.docs)]
-        queries = rng.sample(list(ds.queries().values()), args.queries)
+        docs, queries = speed.timing_sample(args.dataset, args.docs, args.queries)
 
         def unpadded():
             net, tok = load_model(spec, "cpu")

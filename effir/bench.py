@@ -9,7 +9,6 @@ alone, with no corpus encoded.
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import click
@@ -126,9 +125,7 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
 
     ds = BeirDataset(datasets[0])
     timing, timing_groups, control_row = {}, [], None
-    rng = random.Random(seed)
-    doc_sample = [d.contents for d in rng.sample(list(ds.corpus()), min(timing_docs, ds.corpus().count))]
-    query_sample = rng.sample(list(ds.queries().values()), min(timing_queries, len(ds.queries())))
+    doc_sample, query_sample = speed.timing_sample(datasets[0], timing_docs, timing_queries, seed)
     if encoders and ref in encoders and rounds > 0:  # rounds 0: quality and analytic cost only
         # the control: the reference once more, as a second system, in every group; must read 1.00x
         twin = Encoder(encoders[ref].spec) if control else None

@@ -30,6 +30,18 @@ ORDER = ("the systems take turns on every document batch, single query and query
          "one to the next")
 
 
+def timing_sample(dataset: str, n_docs: int, n_queries: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """The documents and queries every system is timed on: a seeded sample of the BEIR folder's corpus and queries."""
+    import random
+
+    from effir.core.data import BeirDataset
+
+    ds = BeirDataset(dataset)
+    rng = random.Random(seed)
+    docs = [d.contents for d in rng.sample(list(ds.corpus()), min(n_docs, ds.corpus().count))]
+    return docs, rng.sample(list(ds.queries().values()), min(n_queries, len(ds.queries())))
+
+
 def _units(docs: list[str], queries: list[str], doc_batch: int, query_batch: int) -> list[tuple[str, list[str], str]]:
     """The work timed in turns: (task, texts, side) for each document batch, single query and query batch."""
     return ([("doc", docs[i:i + doc_batch], "passage") for i in range(0, len(docs), doc_batch)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -144,9 +145,15 @@ def factor_linear(model: nn.Module, name: str, rank: int) -> LowRankLinear:
     return new
 
 
-def _linear_like(old: nn.Linear, in_features: int, out_features: int) -> nn.Linear:
-    return nn.Linear(in_features, out_features, bias=old.bias is not None,
-                     device=old.weight.device, dtype=old.weight.dtype)
+@torch.no_grad()
+def _swap_linear(model: nn.Module, old: nn.Linear, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+    """Replace `old` with a linear layer holding `weight` ([out, in]) and `bias`, on its device and dtype."""
+    new = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device=old.weight.device,
+                    dtype=old.weight.dtype)
+    new.weight.copy_(weight)
+    if bias is not None:
+        new.bias.copy_(bias)
+    _replace(model, old, new)
 
 
 @torch.no_grad()
@@ -156,19 +163,9 @@ def keep_mlp_channels(model: nn.Module, index: int, keep: torch.Tensor, scale: t
     ins, out = mlp_linears(layers(model)[index])
     keep = keep.to(out.weight.device)
     for lin in ins:
-        new = _linear_like(lin, lin.in_features, len(keep))
-        new.weight.copy_(lin.weight[keep])
-        if lin.bias is not None:
-            new.bias.copy_(lin.bias[keep])
-        _replace(model, lin, new)
-    new = _linear_like(out, len(keep), out.out_features)
+        _swap_linear(model, lin, lin.weight[keep], None if lin.bias is None else lin.bias[keep])
     w = out.weight[:, keep]
-    if scale is not None:
-        w = w * scale[keep].to(w)
-    new.weight.copy_(w)
-    if out.bias is not None:
-        new.bias.copy_(out.bias)
-    _replace(model, out, new)
+    _swap_linear(model, out, w if scale is None else w * scale[keep].to(w), out.bias)
 
 
 # MLP widths are padded to a multiple of this when a model is loaded to encode: on the 2-core AVX2 CPU (fp32) a
@@ -181,21 +178,11 @@ def pad_mlp(model: nn.Module, index: int, width: int) -> None:
     """Grow layer `index`'s MLP to `width` channels with zero ones. Exact: a new channel's input rows and bias
     are zero, so its activation is act(0) = 0 (SiLU, GELU), and its output column is zero as well."""
     ins, out = mlp_linears(layers(model)[index])
-    n = out.in_features
+    extra = width - out.in_features
     for lin in ins:
-        new = _linear_like(lin, lin.in_features, width)
-        new.weight.zero_()
-        new.weight[:n] = lin.weight
-        if lin.bias is not None:
-            new.bias.zero_()
-            new.bias[:n] = lin.bias
-        _replace(model, lin, new)
-    new = _linear_like(out, width, out.out_features)
-    new.weight.zero_()
-    new.weight[:, :n] = out.weight
-    if out.bias is not None:
-        new.bias.copy_(out.bias)
-    _replace(model, out, new)
+        _swap_linear(model, lin, F.pad(lin.weight, (0, 0, 0, extra)),
+                     None if lin.bias is None else F.pad(lin.bias, (0, extra)))
+    _swap_linear(model, out, F.pad(out.weight, (0, extra)), out.bias)
 
 
 def align_mlp_widths(model: nn.Module, multiple: int = WIDTH_MULTIPLE) -> dict[int, int]:
