@@ -253,7 +253,8 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
     trained, then the cut by gated activation norms on the calibration texts: `slim`)."""
     out = Path(out)
     cfg = cfg or TrainConfig()
-    slim_cfg = slim_cfg or replace(cfg, lr=0.05, lora=False)
+    # the gates learn by InfoNCE, as in the paper, even where the last training only imitates a teacher
+    slim_cfg = slim_cfg or replace(cfg, lr=0.05, lora=False, contrastive_weight=1.0, distill_weight=0.0)
     if importance:
         scores = json.loads(Path(importance).read_text())
     elif (out / "0-analyze" / "importance.json").exists():

@@ -145,6 +145,9 @@ def train(model, tokenizer, spec, examples, cfg: TrainConfig, work: str | Path, 
           regularizer=None, device="cpu", desc: str = "train"):
     """Fine-tune `model` in place (LoRA merged back); returns (model, log). `params`: train only these
     (e.g. the slimming gates); `regularizer(step) -> (loss, figures)` is added to InfoNCE."""
+    if not cfg.contrastive_weight and (teacher is None or not cfg.distill_weight):
+        # e.g. a distillation config reused for gate training without its teacher: only the regularizer would move
+        raise ValueError("contrastive_weight 0 without a teacher and a distill_weight: no loss to learn from")
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)

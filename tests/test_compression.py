@@ -438,3 +438,13 @@ def test_score_distillation_is_the_written_kl():
     assert distillation(tq @ rotation, tp @ rotation, tq, tp, tau, "cosine").item() > 0.1
     with pytest.raises(ValueError, match="unknown distillation loss"):
         distillation(q, p, tq, tp, tau, "mse")
+
+
+def test_training_without_a_loss_stops(tmp_path, tiny_llama):
+    """InfoNCE weighted 0 and no teacher (a distillation config reused without it) would train on nothing."""
+    from effir.compression.train import TrainConfig, train
+
+    spec = resolve(str(tiny_llama))
+    model, tok = load_model(spec, device="cpu")
+    with pytest.raises(ValueError, match="no loss to learn from"):
+        train(model, tok, spec, [], TrainConfig(contrastive_weight=0.0, distill_weight=1.0), tmp_path)
