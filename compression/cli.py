@@ -156,13 +156,11 @@ def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, imp
               contrastive_weight, distill_loss, **kw):
     """The EffiR recipe: analyze → plan → drop → slim → train, every intermediate folder kept; with
     --distill-from, the last training also imitates that teacher (e.g. the trained model the cut was made from)."""
-    from dataclasses import replace
+    from effir.compression.steps import effir_recipe, gate_training_config
 
-    from effir.compression.steps import effir_recipe
-
-    cfg = train_config(**kw, default_lr=1e-4 if kw["lora"] else 2e-5)
-    slim_cfg = replace(cfg, lr=slim_lr, lora=False, max_steps=slim_steps or cfg.max_steps)
-    cfg = with_distillation(cfg, distill_from, distill_weight, contrastive_weight, distill_loss)
+    cfg = with_distillation(train_config(**kw, default_lr=1e-4 if kw["lora"] else 2e-5), distill_from,
+                            distill_weight, contrastive_weight, distill_loss)
+    slim_cfg = gate_training_config(cfg, slim_lr, slim_steps)
     steps = effir_recipe(model, dataset, out, drop_fraction, reduction, split, title_body, title_body_limit, cfg,
                          slim_cfg, passage_max_length=passage_max_length, target_speedup=target_speedup,
                          importance=importance, pooling=pooling, teacher=distill_from, slim_by=slim_by)

@@ -237,6 +237,13 @@ def plan_cut(model: str, scores: dict, target_speedup: float | None = None, n_dr
     return plan.plan_for_cut(scores, doc_parts, query_parts, n_drop or 0, reduction, doc_len, query_len)
 
 
+def gate_training_config(cfg: TrainConfig, lr: float = 0.05, max_steps: int | None = None) -> TrainConfig:
+    """Self-slimming's gate training, from the recipe's training config: the gates only (no LoRA), their own lr and
+    steps, and InfoNCE, as in the paper, even where the last training only imitates a teacher."""
+    return replace(cfg, lr=lr, lora=False, max_steps=max_steps or cfg.max_steps, contrastive_weight=1.0,
+                   distill_weight=0.0)
+
+
 def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float = 0.5, reduction: float = 0.3,
                  split: str = "train", title_body: list[str] = (), title_body_limit: int = 2000,
                  cfg: TrainConfig | None = None, slim_cfg: TrainConfig | None = None, calibration: int = 256,
@@ -253,8 +260,7 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
     trained, then the cut by gated activation norms on the calibration texts: `slim`)."""
     out = Path(out)
     cfg = cfg or TrainConfig()
-    # the gates learn by InfoNCE, as in the paper, even where the last training only imitates a teacher
-    slim_cfg = slim_cfg or replace(cfg, lr=0.05, lora=False, contrastive_weight=1.0, distill_weight=0.0)
+    slim_cfg = slim_cfg or gate_training_config(cfg)
     if importance:
         scores = json.loads(Path(importance).read_text())
     elif (out / "0-analyze" / "importance.json").exists():

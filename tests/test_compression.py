@@ -448,3 +448,9 @@ def test_training_without_a_loss_stops(tmp_path, tiny_llama):
     model, tok = load_model(spec, device="cpu")
     with pytest.raises(ValueError, match="no loss to learn from"):
         train(model, tok, spec, [], TrainConfig(contrastive_weight=0.0, distill_weight=1.0), tmp_path)
+    # the recipe's gate training, made from such a config, learns by InfoNCE
+    from effir.compression.steps import gate_training_config
+
+    gates = gate_training_config(TrainConfig(contrastive_weight=0.0, distill_weight=1.0, lora=True), max_steps=40)
+    assert (gates.contrastive_weight, gates.distill_weight, gates.lora, gates.lr, gates.max_steps) == (1.0, 0.0, False,
+                                                                                                    0.05, 40)
