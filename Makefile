@@ -129,7 +129,8 @@ LLM_SYSTEMS := smollm2-ft smollm2-effir-d8 smollm2-effir-d8-drift smollm2-effir-
                smollm2-effir-gact smollm2-effir-2x smollm2-effir-2x-act smollm2-effir-d15-distilled \
                smollm2-effir-act-distilled smollm2-effir-2x-act-distilled smollm2-effir-2x-act-distilled-kl \
                smollm2-ft-3k smollm2-effir-2x-act-distilled-3k smollm2-effir-d15-distilled-3k \
-               smollm2-effir-2x-gact-distilled-3k
+               smollm2-effir-2x-gact-distilled-3k smollm2-effir-2x-gact-distilled-3k-layers \
+               smollm2-effir-2x-gact-distilled-3k-long
 
 TRAIN_smollm2-ft          = $(BIN)/effir compress train -m $(LLM_BASE) $(LLM_TRAIN) --out $(LLM)/smollm2-ft
 TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
@@ -174,8 +175,10 @@ TRAINED_smollm2-effir-2x-act = $(LLM)/smollm2-effir-2x-act/3-final
 # the same d15 cut made from smollm2-ft instead of the base (its own greedy drift order), and taught only to imitate
 # smollm2-ft's embeddings (1 − cos, no InfoNCE) with the same data and steps: what the cut loses of its trained parent
 LLM_FT_DRIFT := $(LLM)/importance-ft-drift/importance.json
-# $(call llm_distilled,PARENT,DRIFT): cut PARENT by its drift order DRIFT, then teach the cut to imitate PARENT
-llm_distilled = $(BIN)/effir compress effir -m $(1) $(LLM_TRAIN) --importance $(2) --distill-from $(1) --contrastive-weight 0
+# $(call llm_distilled,PARENT,DRIFT[,TRAIN]): cut PARENT by its drift order DRIFT, then teach the cut to imitate PARENT
+# (with the shared settings TRAIN, $(LLM_TRAIN) unless given)
+llm_distilled = $(BIN)/effir compress effir -m $(1) $(or $(3),$(LLM_TRAIN)) --importance $(2) --distill-from $(1) \
+                --contrastive-weight 0
 LLM_DISTILLED := $(call llm_distilled,$(LLM_FT),$(LLM_FT_DRIFT))
 BASE_smollm2-effir-d15-distilled := models/smollm2-ft
 IMPORTANCE_smollm2-effir-d15-distilled = $(LLM_FT_DRIFT)
@@ -221,6 +224,19 @@ IMPORTANCE_smollm2-effir-2x-gact-distilled-3k = $(LLM_FT3K_DRIFT)
 TRAIN_smollm2-effir-2x-gact-distilled-3k = $(LLM_DISTILLED_3K) --target-speedup 2.0 --slim-by gate-activation \
   $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-distilled-3k
 TRAINED_smollm2-effir-2x-gact-distilled-3k = $(LLM)/smollm2-effir-2x-gact-distilled-3k/3-final
+# the same cut taught to imitate every layer's token states as well as the embedding (--distill-loss layers)
+BASE_smollm2-effir-2x-gact-distilled-3k-layers := models/smollm2-ft-3k
+IMPORTANCE_smollm2-effir-2x-gact-distilled-3k-layers = $(LLM_FT3K_DRIFT)
+TRAIN_smollm2-effir-2x-gact-distilled-3k-layers = $(LLM_DISTILLED_3K) --distill-loss layers --target-speedup 2.0 \
+  --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-distilled-3k-layers
+TRAINED_smollm2-effir-2x-gact-distilled-3k-layers = $(LLM)/smollm2-effir-2x-gact-distilled-3k-layers/3-final
+# the same cut taught for as long as its parent was trained (2,300 title → body pairs, 201 steps, not 700 and 101):
+# whether the distillation, which ended at 1 − cos 0.50, was cut short
+BASE_smollm2-effir-2x-gact-distilled-3k-long := models/smollm2-ft-3k
+IMPORTANCE_smollm2-effir-2x-gact-distilled-3k-long = $(LLM_FT3K_DRIFT)
+TRAIN_smollm2-effir-2x-gact-distilled-3k-long = $(call llm_distilled,$(LLM_FT3K),$(LLM_FT3K_DRIFT),$(call llm_train,2300)) \
+  --target-speedup 2.0 --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-distilled-3k-long
+TRAINED_smollm2-effir-2x-gact-distilled-3k-long = $(LLM)/smollm2-effir-2x-gact-distilled-3k-long/3-final
 
 $(LLM_COSINE): | install
 	$(BIN)/effir compress analyze -m $(LLM_BASE) --dataset $(DATA)/scifact --out $(LLM)/importance
@@ -281,7 +297,7 @@ demo-llm: install $(LLM_FOLDERS)
 	$(if $(and $(filter smollm2-ft,$(LLM_BUILT)),$(LLM_BEST)),$(LLM_TRANSFER))
 
 # make speed-llm: demo-llm's timing alone, every system rebuilt but no corpus encoded (~1.5 h here, in groups of 4
-# with the reference and the control; demo-llm ~5.5 h): the README's SmolLM2 speed figures
+# with the reference and the control; demo-llm ~6 h): the README's SmolLM2 speed figures
 speed-llm: install $(LLM_FOLDERS)
 	$(LLM_BENCH) --speed-only --out runs/speed-llm
 

@@ -68,9 +68,11 @@ def distill_options(f):
         click.option("--distill-from", default=None,
                      help="teacher model: adds a term that pulls the student towards it (--distill-loss)"),
         click.option("--distill-weight", default=1.0, show_default=True, type=click.FloatRange(min=0)),
-        click.option("--distill-loss", default="cosine", show_default=True, type=click.Choice(["cosine", "scores"]),
+        click.option("--distill-loss", default="cosine", show_default=True,
+                     type=click.Choice(["cosine", "scores", "layers"]),
                      help="cosine: 1 − cos(student, teacher) on every text; scores: KL between their in-batch "
-                          "query → passage score distributions"),
+                          "query → passage score distributions; layers: cosine plus 1 − cos between every "
+                          "layer's token states (a teacher of the same depth and width: the cut's parent)"),
         click.option("--contrastive-weight", default=1.0, show_default=True, type=click.FloatRange(min=0),
                      help="weight of InfoNCE; 0 with --distill-from: learn only to imitate the teacher"),
     ]

@@ -7,9 +7,16 @@ With `loss="gte"` the denominator also holds the in-batch query–query, query�
 (Tried against SmolLM2's collapse, it changed nothing: see README.)
 
 s is the cosine of the pooled, normalised embeddings. LoRA through peft (merged afterwards) or full
-fine-tuning; optional distillation towards a teacher: its embeddings (1 − cos on every text) or its in-batch
+fine-tuning; optional distillation towards a teacher: its embeddings (1 − cos on every text), its in-batch
 scores (KL from the teacher's distribution over the batch's passages to the student's, at the same τ: what a ranking
-needs, not where the vectors lie); checkpoints every few steps and resumes.
+needs, not where the vectors lie), or its embeddings and every layer's token states (`layers`, below);
+checkpoints every few steps and resumes.
+
+    L_layers = (1 − cos(e, e_T)) + 1/L Σ_l  mean over real tokens t of  (1 − cos(z(h_l,t), z(h_T,l,t)))  per side,
+    z(h) = (h − μ_T,l) / σ_T,l   (the teacher's per-channel mean and spread over the batch's tokens at layer l)
+
+A cut model keeps its parent's depth (dropped MLPs leave their layers in place) and width, so layer l of one
+answers to layer l of the other: every token at every layer is a target, where the pooled vector is one per text.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from effir.encoder.model import embed, tokenize
+from effir.encoder.model import embed_with_states, tokenize
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +53,7 @@ class TrainConfig:
     lora_r: int = 32
     lora_alpha: int = 64
     distill_weight: float = 0.0    # weight of the distillation term when a teacher is given
-    distill_loss: str = "cosine"   # or "scores": KL between the teacher's and the student's in-batch score rows
+    distill_loss: str = "cosine"   # "scores": KL between the in-batch score rows; "layers": cosine + token states
     contrastive_weight: float = 1.0  # weight of InfoNCE; 0 with a teacher: the student only learns to imitate it
     seed: int = 0
     checkpoint_every: int = 25
@@ -54,7 +61,7 @@ class TrainConfig:
 
 
 LOSSES = ("infonce", "gte")
-DISTILL_LOSSES = ("cosine", "scores")
+DISTILL_LOSSES = ("cosine", "scores", "layers")
 
 
 def info_nce(q: torch.Tensor, p: torch.Tensor, temperature: float, loss: str = "infonce") -> torch.Tensor:
@@ -78,13 +85,30 @@ def info_nce(q: torch.Tensor, p: torch.Tensor, temperature: float, loss: str = "
 
 
 def distillation(q, p, tq, tp, temperature: float, loss: str = "cosine") -> torch.Tensor:
-    """The student's (q, p) against the teacher's (tq, tp) embeddings of the same batch."""
-    if loss == "cosine":
+    """The student's (q, p) against the teacher's (tq, tp) embeddings of the same batch ("layers": their part)."""
+    if loss in ("cosine", "layers"):
         return (1 - F.cosine_similarity(q, tq).mean()) + (1 - F.cosine_similarity(p, tp).mean())
     if loss != "scores":
         raise ValueError(f"unknown distillation loss {loss!r}; one of {DISTILL_LOSSES}")
     teacher = F.log_softmax(tq @ tp.T / temperature, 1)
     return F.kl_div(F.log_softmax(q @ p.T / temperature, 1), teacher, log_target=True, reduction="batchmean")
+
+
+def layer_distillation(student: tuple, teacher: tuple, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over layers of the mean over real tokens of 1 − cos between the student's and the teacher's token states,
+    both standardised by the teacher's per-channel mean and spread over the batch's real tokens at that layer.
+    Why standardised: SmolLM2's residual stream carries a few massive channels (|h| 300–800 where the rest are a few
+    units), which raw cosines agree on while the rest disagree, and whose length shrinks the gradient tenfold."""
+    if len(student) != len(teacher):
+        raise ValueError(f"the student has {len(student)} layers and the teacher {len(teacher)}: layer-wise "
+                         "distillation needs the cut model's parent as teacher")
+    real = mask.bool()
+    per_layer = []
+    for s, t in zip(student, teacher):
+        s, t = s[real].float(), t[real].float()
+        mean, spread = t.mean(0), t.std(0, unbiased=False) + 1e-6
+        per_layer.append((1 - F.cosine_similarity((s - mean) / spread, (t - mean) / spread, dim=-1)).mean())
+    return torch.stack(per_layer).mean()
 
 
 @torch.no_grad()
@@ -190,6 +214,7 @@ def train(model, tokenizer, spec, examples, cfg: TrainConfig, work: str | Path, 
         kept = [line for line in log_path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
         log_path.write_text("".join(line + "\n" for line in kept))
     pad = tokenizer.pad_token_id
+    by_layers = teacher is not None and bool(cfg.distill_weight) and cfg.distill_loss == "layers"
     model.train()
     bar = tqdm(total=total, initial=step, desc=desc, unit="step")
     log = open(log_path, "a")
@@ -203,14 +228,20 @@ def train(model, tokenizer, spec, examples, cfg: TrainConfig, work: str | Path, 
             if done >= total:
                 break
             q_ids, p_ids = tokenize(tokenizer, spec, queries, "query"), tokenize(tokenizer, spec, passages, "passage")
-            q, p = embed(model, q_ids, pad, spec, device), embed(model, p_ids, pad, spec, device)
+            q, q_states, q_mask = embed_with_states(model, q_ids, pad, spec, device, states=by_layers)
+            p, p_states, p_mask = embed_with_states(model, p_ids, pad, spec, device, states=by_layers)
             contrastive = info_nce(q, p, cfg.temperature, cfg.loss)
             loss = cfg.contrastive_weight * contrastive
             figures = {"info_nce": round(contrastive.item(), 4), **batch_figures(q, p)}
             if teacher is not None and cfg.distill_weight:
-                with torch.no_grad():
-                    tq, tp = teacher.forward_ids(q_ids), teacher.forward_ids(p_ids)
+                (tq, tq_states, _), (tp, tp_states, _) = (teacher.forward_states(q_ids, states=by_layers),
+                                                          teacher.forward_states(p_ids, states=by_layers))
                 d = distillation(q, p, tq, tp, cfg.temperature, cfg.distill_loss)
+                if by_layers:
+                    layers = (layer_distillation(q_states, tq_states, q_mask)
+                              + layer_distillation(p_states, tp_states, p_mask))
+                    figures["distill_layers"] = round(layers.item(), 4)
+                    d = d + layers
                 loss = loss + cfg.distill_weight * d
                 figures["distill"] = round(d.item(), 4)
             if regularizer is not None:

@@ -152,14 +152,22 @@ def pad_batch(ids: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, 
     return input_ids.to(device), mask.to(device)
 
 
-def embed(model, ids: list[list[int]], pad_id: int, spec: ModelSpec, device) -> torch.Tensor:
-    """Token ids → pooled (and normalised) vectors; the one forward pass shared by encoding and training."""
+def embed_with_states(model, ids: list[list[int]], pad_id: int, spec: ModelSpec, device, states: bool = True):
+    """Token ids → (pooled, normalised vectors; every layer's token states, or None; the attention mask): the one
+    forward pass shared by encoding and training. The states (after each layer, the last after the final norm)
+    are what layer-wise distillation compares."""
     input_ids, mask = pad_batch(ids, pad_id, device)
     # an all-ones mask adds nothing but lets attention take its unmasked fast path when left out
     full = all(len(x) == len(ids[0]) for x in ids)
-    hidden = model(input_ids=input_ids, attention_mask=None if full else mask).last_hidden_state
-    vec = pool(hidden, mask, spec.pooling).float()
-    return F.normalize(vec, dim=-1) if spec.normalize else vec
+    out = model(input_ids=input_ids, attention_mask=None if full else mask, output_hidden_states=states)
+    vec = pool(out.last_hidden_state, mask, spec.pooling).float()
+    vec = F.normalize(vec, dim=-1) if spec.normalize else vec
+    return vec, (out.hidden_states[1:] if states else None), mask
+
+
+def embed(model, ids: list[list[int]], pad_id: int, spec: ModelSpec, device) -> torch.Tensor:
+    """Token ids → pooled (and normalised) vectors."""
+    return embed_with_states(model, ids, pad_id, spec, device, states=False)[0]
 
 
 class Encoder:
@@ -198,6 +206,11 @@ class Encoder:
     @torch.inference_mode()
     def forward_ids(self, ids: list[list[int]]) -> torch.Tensor:
         return embed(self.model, ids, self.tokenizer.pad_token_id, self.spec, self.device)
+
+    @torch.inference_mode()
+    def forward_states(self, ids: list[list[int]], states: bool = True):
+        """(vectors, every layer's token states or None, mask): `embed_with_states`, as a teacher gives them."""
+        return embed_with_states(self.model, ids, self.tokenizer.pad_token_id, self.spec, self.device, states)
 
     def encode(self, texts: list[str], side: str = "passage", progress=None) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings [N, D] float32 in input order, token counts [N])."""

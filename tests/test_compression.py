@@ -440,6 +440,67 @@ def test_score_distillation_is_the_written_kl():
         distillation(q, p, tq, tp, tau, "mse")
 
 
+def test_layer_distillation_is_the_written_mean():
+    """Mean over layers of the mean over real tokens (padding left out) of 1 − cos after standardising both by the
+    teacher's per-channel statistics; 0 when the states agree; a massive channel both share does not hide the
+    disagreement elsewhere; a teacher of another depth is refused."""
+    import torch.nn.functional as F
+
+    from effir.compression.train import layer_distillation
+
+    torch.manual_seed(0)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    real = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
+    student = tuple(torch.randn(2, 3, 8) for _ in range(2))
+    teacher = tuple(torch.randn(2, 3, 8) for _ in range(2))
+    expected = 0.0
+    for s, u in zip(student, teacher):
+        tokens = torch.stack([u[b, t] for b, t in real])
+        mean, spread = tokens.mean(0), tokens.std(0, unbiased=False) + 1e-6
+        expected += sum(1 - F.cosine_similarity((s[b, t] - mean) / spread, (u[b, t] - mean) / spread, dim=0).item()
+                        for b, t in real) / len(real) / 2
+    assert layer_distillation(student, teacher, mask).item() == pytest.approx(expected, rel=1e-5)
+    assert layer_distillation(teacher, teacher, mask).item() == pytest.approx(0, abs=1e-6)
+    massive = torch.zeros(8)
+    massive[3] = 500.0
+    raw = 1 - F.cosine_similarity(student[0][0, 0] + massive, teacher[0][0, 0] + massive, dim=0).item()
+    shifted = tuple(x + massive for x in student), tuple(x + massive for x in teacher)
+    assert raw < 1e-4 and layer_distillation(*shifted, mask).item() > 0.5
+    padding_only = tuple(torch.where(mask.bool().unsqueeze(-1), t, torch.randn(2, 3, 8)) for t in teacher)
+    assert layer_distillation(padding_only, teacher, mask).item() == pytest.approx(0, abs=1e-6)
+    with pytest.raises(ValueError, match="1 layers and the teacher 2"):
+        layer_distillation(student[:1], teacher, mask)
+
+
+def test_a_cut_learns_its_parents_layers(tmp_path, tiny_llama):
+    """--distill-loss layers: the cut model's token states move towards its parent's at every layer, and the log
+    keeps the layer term apart from the whole."""
+    from effir.compression.pairs import Example
+    from effir.compression.steps import drop, finetune
+    from effir.compression.train import TrainConfig, layer_distillation
+    from effir.encoder.model import embed_with_states
+
+    examples = [Example(f"about {w}", f"a passage about {w} and more", []) for w in "abcdefgh"]
+    drop(str(tiny_llama), tmp_path / "cut", None, mlp_layers=[1, 2], attn_layers=[1, 2])  # far enough to learn
+    parent, cut = Encoder(resolve(str(tiny_llama)), device="cpu"), Encoder(resolve(str(tmp_path / "cut")), device="cpu")
+    ids = parent.tokenize(TEXTS, "passage")
+    vec, states, mask = parent.forward_states(ids)
+    assert len(states) == 4 and torch.allclose(vec, parent.forward_ids(ids))
+
+    def distance(enc):
+        return layer_distillation(enc.forward_states(ids)[1], states, mask).item()
+
+    cfg = TrainConfig(batch_size=4, epochs=8, lr=1e-3, lora=True, lora_r=4, negatives=0, distill_weight=1.0,
+                      contrastive_weight=0.0, distill_loss="layers")
+    child = finetune(str(tmp_path / "cut"), tmp_path / "c", examples, cfg, tmp_path / "cw", teacher=str(tiny_llama))
+    log = [json.loads(line) for line in (tmp_path / "cw" / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 16 and all(0 < s["distill_layers"] < s["distill"] == pytest.approx(s["loss"]) for s in log)
+    assert distance(Encoder(resolve(child.path), device="cpu")) < 0.7 * distance(cut)
+    with torch.no_grad():  # the training forward gives what the encoder gives
+        assert torch.allclose(embed_with_states(parent.model, ids, parent.tokenizer.pad_token_id, parent.spec,
+                                                "cpu", states=False)[0], vec)
+
+
 def test_training_without_a_loss_stops(tmp_path, tiny_llama):
     """InfoNCE weighted 0 and no teacher (a distillation config reused without it) would train on nothing."""
     from effir.compression.train import TrainConfig, train
