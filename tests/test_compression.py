@@ -473,7 +473,7 @@ def test_layer_distillation_is_the_written_mean():
 
 
 def test_a_cut_learns_its_parents_layers(tmp_path, tiny_llama):
-    """--distill-loss layers: the cut model's token states move towards its parent's at every layer, and the log
+    """--distill-loss layers: the cut model's token states move towards its parent's, and the log
     keeps the layer term apart from the whole."""
     from effir.compression.pairs import Example
     from effir.compression.steps import drop, finetune
