@@ -203,9 +203,8 @@ class Encoder:
             out.append(cur)
         return out
 
-    @torch.inference_mode()
     def forward_ids(self, ids: list[list[int]]) -> torch.Tensor:
-        return embed(self.model, ids, self.tokenizer.pad_token_id, self.spec, self.device)
+        return self.forward_states(ids, states=False)[0]
 
     @torch.inference_mode()
     def forward_states(self, ids: list[list[int]], states: bool = True):
