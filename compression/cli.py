@@ -148,11 +148,14 @@ def plan_cmd(model, dataset, drop_fraction, reduction, target_speedup, importanc
 @cut_options
 @click.option("--slim-steps", type=int, default=None, help="gate-training steps of self-slimming (default: as training)")
 @click.option("--slim-lr", default=0.05, show_default=True)
+@click.option("--slim-loss", type=click.Choice(["infonce", "distill"]), default="infonce", show_default=True,
+              help="what the gates learn from: InfoNCE (the paper), or, with --distill-from, imitating the teacher "
+                   "by --distill-loss as the last training does")
 @slim_by_option
 @train_options
 @distill_options
-def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, importance, slim_steps, slim_lr, slim_by,
-              split, title_body, title_body_limit, passage_max_length, pooling, work, distill_from, distill_weight,
+def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, importance, slim_steps, slim_lr, slim_loss,
+              slim_by, split, title_body, title_body_limit, passage_max_length, pooling, work, distill_from, distill_weight,
               contrastive_weight, distill_loss, **kw):
     """The EffiR recipe: analyze → plan → drop → slim → train, every intermediate folder kept; with
     --distill-from, the last training also imitates that teacher (e.g. the trained model the cut was made from)."""
@@ -160,7 +163,9 @@ def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, imp
 
     cfg = with_distillation(train_config(**kw, default_lr=1e-4 if kw["lora"] else 2e-5), distill_from,
                             distill_weight, contrastive_weight, distill_loss)
-    slim_cfg = gate_training_config(cfg, slim_lr, slim_steps)
+    if slim_loss == "distill" and not distill_from:
+        raise click.UsageError("--slim-loss distill needs --distill-from: the gates learn to imitate that teacher")
+    slim_cfg = gate_training_config(cfg, slim_lr, slim_steps, slim_loss)
     steps = effir_recipe(model, dataset, out, drop_fraction, reduction, split, title_body, title_body_limit, cfg,
                          slim_cfg, passage_max_length=passage_max_length, target_speedup=target_speedup,
                          importance=importance, pooling=pooling, teacher=distill_from, slim_by=slim_by)

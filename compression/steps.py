@@ -152,16 +152,19 @@ def loss_summary(history: list[dict], window: int = 10) -> dict:
 
 def slim(model: str, out: str | Path, examples, reduction: float, cfg: TrainConfig, work: str | Path,
          l0_weight: float = 1.0, passage_max_length: int | None = None, device: str = "cpu",
-         pooling: str | None = None, calibration: list[str] = ()):
+         pooling: str | None = None, calibration: list[str] = (), teacher: str | None = None):
     """Train the channel gates (model frozen), then cut the MLPs to (1 − reduction) of their width: the channels
     of lowest z across layers, or, with `calibration` texts, in each layer those of least gated activation-weighted
-    norm ReLU(z_c)·a_c measured on them (what each channel writes with its learned scale; the same share per layer)."""
+    norm ReLU(z_c)·a_c measured on them (what each channel writes with its learned scale; the same share per layer).
+    `teacher`: the gates also learn to imitate it (`cfg.distill_weight`), e.g. the model the cut was made from."""
     from effir.compression.slim import ChannelGates, activation_keep_sets, l0_regularizer
+    from effir.encoder.model import Encoder
 
     spec, net, tok = load(model, device, pooling)
     gates = ChannelGates(net)
     keep = 1.0 - reduction
     net, history = train(net, tok, _training_spec(spec, passage_max_length), examples, cfg, work,
+                         teacher=Encoder(resolve(teacher), device=device) if teacher else None,
                          params=gates.parameters(),
                          regularizer=l0_regularizer(gates, keep, l0_weight), device=device, desc=f"slim {spec.name}")
     chosen, how = None, {}
@@ -237,11 +240,20 @@ def plan_cut(model: str, scores: dict, target_speedup: float | None = None, n_dr
     return plan.plan_for_cut(scores, doc_parts, query_parts, n_drop or 0, reduction, doc_len, query_len)
 
 
-def gate_training_config(cfg: TrainConfig, lr: float = 0.05, max_steps: int | None = None) -> TrainConfig:
+SLIM_LOSSES = ("infonce", "distill")
+
+
+def gate_training_config(cfg: TrainConfig, lr: float = 0.05, max_steps: int | None = None,
+                         loss: str = "infonce") -> TrainConfig:
     """Self-slimming's gate training, from the recipe's training config: the gates only (no LoRA), their own lr and
-    steps, and InfoNCE, as in the paper, even where the last training only imitates a teacher."""
-    return replace(cfg, lr=lr, lora=False, max_steps=max_steps or cfg.max_steps, contrastive_weight=1.0,
-                   distill_weight=0.0)
+    steps, and InfoNCE, as in the paper, even where the last training only imitates a teacher; or ("distill") the
+    last training's own loss, so the gates keep what the teacher's imitation needs."""
+    if loss not in SLIM_LOSSES:
+        raise ValueError(f"gate-training loss {loss!r}: one of {SLIM_LOSSES}")
+    if loss == "distill" and not cfg.distill_weight:
+        raise ValueError("gates trained by distillation need a teacher and a distill_weight in the training config")
+    weights = {} if loss == "distill" else {"contrastive_weight": 1.0, "distill_weight": 0.0}
+    return replace(cfg, lr=lr, lora=False, max_steps=max_steps or cfg.max_steps, **weights)
 
 
 def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float = 0.5, reduction: float = 0.3,
@@ -288,7 +300,8 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
                 slim_by_activation(steps["drop"], out / "2-slim", texts, chosen.reduction, device=device)
             else:
                 slim(steps["drop"], out / "2-slim", examples, chosen.reduction, slim_cfg, out / "work-2",
-                     passage_max_length=passage_max_length, device=device, calibration=texts)
+                     passage_max_length=passage_max_length, device=device, calibration=texts,
+                     teacher=teacher if slim_cfg.distill_weight else None)
     steps["final"] = str(out / "3-final")
     if not (out / "3-final" / "effir.json").exists():
         finetune(steps.get("slim", steps["drop"]), out / "3-final", examples, cfg, out / "work-3", teacher=teacher,

@@ -198,6 +198,8 @@ CASES = {
                                         "train", "--out", "{root}/c"], "train.tsv"),
     "train with nothing to learn": (["compress", "train", "-m", "{bert}", "--dataset", "{data}", "--split", "train",
                                      "--contrastive-weight", "0", "--out", "{root}/c"], "--distill-from"),
+    "gates imitating no teacher": (["compress", "effir", "-m", "{bert}", "--dataset", "{data}", "--slim-loss",
+                                    "distill", "--out", "{root}/c"], "--distill-from"),
     "wanda negative ratio": (["compress", "wanda", "-m", "{bert}", "--ratio", "-0.1", "--dataset", "{data}",
                               "--out", "{root}/c"], "--ratio"),
     "wanda bad N:M": (["compress", "wanda", "-m", "{bert}", "--nm", "4:2", "--dataset", "{data}", "--out",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -384,6 +385,17 @@ def test_effir_recipe_end_to_end(tmp_path, tiny_llama, tiny_dataset):
     recipes = {r: json.loads((tmp_path / r / "recipe.json").read_text()) for r in ("r", "a")}
     assert recipes["r"]["slim_by"] == "gate" and recipes["r"]["slim"]["lr"] == 0.05
     assert recipes["a"]["slim_by"] == "activation" and recipes["a"]["slim"] is None
+    # a cut taught to imitate its parent, its gates too (--slim-loss distill): the teacher reaches the gate training
+    from effir.compression.steps import gate_training_config
+
+    imitate = TrainConfig(batch_size=4, max_steps=1, lr=1e-3, lora=True, lora_r=4, contrastive_weight=0.0,
+                          distill_weight=1.0)
+    effir_recipe(str(tiny_llama), str(tiny_dataset), tmp_path / "d", drop_fraction=0.5, reduction=0.3, cfg=imitate,
+                 slim_cfg=gate_training_config(imitate, max_steps=2, loss="distill"), teacher=str(tiny_llama),
+                 importance=str(tmp_path / "r" / "0-analyze" / "importance.json"), pooling="mean")
+    gate_log = [json.loads(line) for line in (tmp_path / "d" / "work-2" / "log.jsonl").read_text().splitlines()]
+    assert len(gate_log) == 2 and all(r["distill"] > 0 for r in gate_log)
+    assert json.loads((tmp_path / "d" / "recipe.json").read_text())["slim"]["contrastive_weight"] == 0.0
 
 
 def test_gte_loss_is_the_written_sum():
@@ -512,6 +524,33 @@ def test_training_without_a_loss_stops(tmp_path, tiny_llama):
     # the recipe's gate training, made from such a config, learns by InfoNCE
     from effir.compression.steps import gate_training_config
 
-    gates = gate_training_config(TrainConfig(contrastive_weight=0.0, distill_weight=1.0, lora=True), max_steps=40)
+    imitating = TrainConfig(contrastive_weight=0.0, distill_weight=1.0, lora=True)
+    gates = gate_training_config(imitating, max_steps=40)
     assert (gates.contrastive_weight, gates.distill_weight, gates.lora, gates.lr, gates.max_steps) == (1.0, 0.0, False,
                                                                                                     0.05, 40)
+    # or, asked to, by the training's own imitation; which needs a teacher to imitate
+    gates = gate_training_config(imitating, max_steps=40, loss="distill")
+    assert (gates.contrastive_weight, gates.distill_weight, gates.lora) == (0.0, 1.0, False)
+    with pytest.raises(ValueError, match="need a teacher"):
+        gate_training_config(TrainConfig(), loss="distill")
+
+
+def test_gates_learn_to_imitate_the_parent(tmp_path, tiny_llama):
+    """--slim-loss distill: the gates of a cut model learn from 1 − cos to its parent alone (no InfoNCE), that
+    distance falls, and the L0 term still pulls the kept share towards the target."""
+    from effir.compression.pairs import Example
+    from effir.compression.steps import drop, gate_training_config, slim
+    from effir.compression.train import TrainConfig
+
+    examples = [Example(f"about {w}", f"a passage about {w} and more", []) for w in "abcdefgh"]
+    drop(str(tiny_llama), tmp_path / "cut", None, mlp_layers=[1, 2], attn_layers=[1, 2])  # far enough to learn
+    cfg = gate_training_config(TrainConfig(batch_size=8, epochs=12, negatives=0, contrastive_weight=0.0,
+                                           distill_weight=1.0), lr=0.1, loss="distill")
+    _, widths = slim(str(tmp_path / "cut"), tmp_path / "s", examples, 0.25, cfg, tmp_path / "w", l0_weight=0.1,
+                     teacher=str(tiny_llama))
+    log = [json.loads(line) for line in (tmp_path / "w" / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 12 and all(r["loss"] == pytest.approx(r["distill"] + 0.1 * max(r["l0"] - 0.75, 0), abs=2e-4)
+                                  for r in log)
+    distance = [r["distill"] for r in log]  # one batch of all eight pairs: the same texts every step
+    assert all(b < a for a, b in itertools.pairwise(distance)) and distance[-1] < 0.9 * distance[0]
+    assert log[-1]["l0"] < log[0]["l0"] and sum(widths.values()) == 96  # 75 % of the two kept MLPs
