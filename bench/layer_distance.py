@@ -44,9 +44,9 @@ def main():
     targets = [teacher.forward_states(b) for b in batches]
     real = [(states, mask.bool()) for _, states, mask in targets]
     tokens = [torch.cat([states[layer][m] for states, m in real]).float() for layer in range(len(real[0][0]))]
-    massive = [{"length": round(t.norm(dim=-1).mean().item(), 1),
-                "channels": t.abs().mean(0).topk(3).indices.tolist(),
-                "mean_abs": [round(x, 1) for x in t.abs().mean(0).topk(3).values.tolist()]} for t in tokens]
+    largest = [t.abs().mean(0).topk(3) for t in tokens]
+    massive = [{"length": round(t.norm(dim=-1).mean().item(), 1), "channels": top.indices.tolist(),
+                "mean_abs": [round(x, 1) for x in top.values.tolist()]} for t, top in zip(tokens, largest)]
     print("teacher: state length and largest channels, layers 1, 4, …",
           "; ".join(f"{m['length']:.0f} {m['channels']} {m['mean_abs']}" for m in massive[::3]))
     rows = []

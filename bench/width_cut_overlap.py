@@ -16,11 +16,15 @@ from pathlib import Path
 
 
 def _full_width(cut: Path) -> int:
-    """The uncut MLP width: of the model folder's config, or of an artefact's base model."""
+    """The uncut MLP width: of the model folder's config, or of an artefact's base model (through base artefacts,
+    e.g. a cut of `models/smollm2-ft-3k`)."""
     from effir.compression.artefact import MANIFEST
     from effir.core.models import resolve
 
-    folder = cut if (cut / "config.json").exists() else Path(resolve(json.loads((cut / MANIFEST).read_text())["base"]).path)
+    folder = cut
+    while not (folder / "config.json").exists():
+        base = json.loads((folder / MANIFEST).read_text())["base"]
+        folder = Path(base) if (Path(base) / MANIFEST).exists() else Path(resolve(base).path)
     return json.loads((folder / "config.json").read_text())["intermediate_size"]
 
 
