@@ -131,7 +131,8 @@ LLM_SYSTEMS := smollm2-ft smollm2-effir-d8 smollm2-effir-d8-drift smollm2-effir-
                smollm2-ft-3k smollm2-effir-2x-act-distilled-3k smollm2-effir-d15-distilled-3k \
                smollm2-effir-2x-gact-distilled-3k smollm2-effir-2x-gact-distilled-3k-layers \
                smollm2-effir-2x-gact-distilled-3k-long smollm2-effir-d18-gact-distilled-3k \
-               smollm2-effir-2x-gact-distilled-3k-gates
+               smollm2-effir-2x-gact-distilled-3k-gates smollm2-effir-2x-gact-mixed-3k \
+               smollm2-effir-d12-gact-distilled-3k
 
 TRAIN_smollm2-ft          = $(BIN)/effir compress train -m $(LLM_BASE) $(LLM_TRAIN) --out $(LLM)/smollm2-ft
 TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
@@ -176,10 +177,10 @@ TRAINED_smollm2-effir-2x-act = $(LLM)/smollm2-effir-2x-act/3-final
 # the same d15 cut made from smollm2-ft instead of the base (its own greedy drift order), and taught only to imitate
 # smollm2-ft's embeddings (1 − cos, no InfoNCE) with the same data and steps: what the cut loses of its trained parent
 LLM_FT_DRIFT := $(LLM)/importance-ft-drift/importance.json
-# $(call llm_distilled,PARENT,DRIFT[,TRAIN]): cut PARENT by its drift order DRIFT, then teach the cut to imitate PARENT
-# (with the shared settings TRAIN, $(LLM_TRAIN) unless given)
+# $(call llm_distilled,PARENT,DRIFT[,TRAIN[,INFONCE]]): cut PARENT by its drift order DRIFT, then teach the cut to
+# imitate PARENT (with the shared settings TRAIN, $(LLM_TRAIN) unless given; InfoNCE beside it at weight INFONCE, 0 unless given)
 llm_distilled = $(BIN)/effir compress effir -m $(1) $(or $(3),$(LLM_TRAIN)) --importance $(2) --distill-from $(1) \
-                --contrastive-weight 0
+                --contrastive-weight $(or $(4),0)
 LLM_DISTILLED := $(call llm_distilled,$(LLM_FT),$(LLM_FT_DRIFT))
 BASE_smollm2-effir-d15-distilled := models/smollm2-ft
 IMPORTANCE_smollm2-effir-d15-distilled = $(LLM_FT_DRIFT)
@@ -255,6 +256,21 @@ IMPORTANCE_smollm2-effir-2x-gact-distilled-3k-gates = $(LLM_FT3K_DRIFT)
 TRAIN_smollm2-effir-2x-gact-distilled-3k-gates = $(LLM_DISTILLED_3K) --target-speedup 2.0 --slim-by gate-activation \
   --slim-loss distill $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-distilled-3k-gates
 TRAINED_smollm2-effir-2x-gact-distilled-3k-gates = $(LLM)/smollm2-effir-2x-gact-distilled-3k-gates/3-final
+# the 2x gact cut taught by imitation and by relevance together: smollm2-ft-3k's embeddings (1 − cos, weight 1) plus
+# InfoNCE on the same training queries and BM25 negatives (weight 0.5), where every cut above learned by imitation alone
+BASE_smollm2-effir-2x-gact-mixed-3k := models/smollm2-ft-3k
+IMPORTANCE_smollm2-effir-2x-gact-mixed-3k = $(LLM_FT3K_DRIFT)
+TRAIN_smollm2-effir-2x-gact-mixed-3k = $(call llm_distilled,$(LLM_FT3K),$(LLM_FT3K_DRIFT),,0.5) --target-speedup 2.0 \
+  --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-mixed-3k
+TRAINED_smollm2-effir-2x-gact-mixed-3k = $(LLM)/smollm2-effir-2x-gact-mixed-3k/3-final
+# the 2x budget spent the other way from d18 + 30 %: 12 MLPs dropped and 55 % of the remaining width (2.02x document
+# FLOPs; importance removed 0.7084 against the planner's 0.7082), since four more dropped MLPs cost more than the width
+# they bought
+BASE_smollm2-effir-d12-gact-distilled-3k := models/smollm2-ft-3k
+IMPORTANCE_smollm2-effir-d12-gact-distilled-3k = $(LLM_FT3K_DRIFT)
+TRAIN_smollm2-effir-d12-gact-distilled-3k = $(LLM_DISTILLED_3K) --drop-fraction 0.4 --reduction 0.55 \
+  --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-d12-gact-distilled-3k
+TRAINED_smollm2-effir-d12-gact-distilled-3k = $(LLM)/smollm2-effir-d12-gact-distilled-3k/3-final
 
 $(LLM_COSINE): | install
 	$(BIN)/effir compress analyze -m $(LLM_BASE) --dataset $(DATA)/scifact --out $(LLM)/importance
@@ -287,10 +303,11 @@ LLM_REF := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft,smollm2-zs)
 # the paper's baselines at this scale, applied to smollm2-ft without further training: SparseGPT 50 % and int8,
 # both torch's dynamic int8 (one activation scale per tensor) and int8-token (one per token: SmolLM2's massive
 # activations wreck the first, README); d15 with each int8 on top: how far they stack; and int8-token on the best
-# EffiR point at >= 1.8x (the distilled 2x plan)
+# EffiR points at >= 1.8x (the 2x plan distilled from smollm2-ft, and the one distilled from smollm2-ft-3k)
 LLM_BASELINES := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft-int8 smollm2-ft-int8-token smollm2-ft-sparsegpt50) \
                  $(if $(filter smollm2-effir-d15,$(LLM_BUILT)),smollm2-effir-d15-int8 smollm2-effir-d15-int8-token) \
-                 $(if $(filter smollm2-effir-2x-act-distilled,$(LLM_BUILT)),smollm2-effir-2x-act-distilled-int8-token)
+                 $(if $(filter smollm2-effir-2x-act-distilled,$(LLM_BUILT)),smollm2-effir-2x-act-distilled-int8-token) \
+                 $(if $(filter smollm2-effir-2x-gact-distilled-3k,$(LLM_BUILT)),smollm2-effir-2x-gact-distilled-3k-int8-token)
 parent_of = $(patsubst %-int8,%,$(patsubst %-int8-token,%,$(patsubst %-sparsegpt50,%,$(1))))
 $(LLM)/baselines/%-int8/effir.json: $(LLM)/rebuilt/%/effir.json
 	$(BIN)/effir compress quantize -m $(LLM)/rebuilt/$* --method int8-dynamic --out $(LLM)/baselines/$*-int8

@@ -513,6 +513,23 @@ def test_a_cut_learns_its_parents_layers(tmp_path, tiny_llama):
                                                 "cpu", states=False)[0], vec)
 
 
+def test_imitation_and_infonce_are_weighed_together(tmp_path, tiny_llama):
+    """--distill-from with --contrastive-weight 0.5 (smollm2-effir-2x-gact-mixed-3k): every step learns from
+    0.5 · InfoNCE + 1 · (1 − cos to the teacher), and the log keeps both terms."""
+    from effir.compression.pairs import Example
+    from effir.compression.steps import drop, finetune
+    from effir.compression.train import TrainConfig
+
+    examples = [Example(f"about {w}", f"a passage about {w} and more", []) for w in "abcdefgh"]
+    drop(str(tiny_llama), tmp_path / "cut", None, mlp_layers=[1, 2])
+    cfg = TrainConfig(batch_size=4, epochs=2, lr=1e-3, lora=True, lora_r=4, negatives=0, distill_weight=1.0,
+                      contrastive_weight=0.5)
+    finetune(str(tmp_path / "cut"), tmp_path / "c", examples, cfg, tmp_path / "cw", teacher=str(tiny_llama))
+    log = [json.loads(line) for line in (tmp_path / "cw" / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 4 and all(r["info_nce"] > 0 and r["distill"] > 0 for r in log)
+    assert all(r["loss"] == pytest.approx(0.5 * r["info_nce"] + r["distill"], abs=2e-4) for r in log)
+
+
 def test_training_without_a_loss_stops(tmp_path, tiny_llama):
     """InfoNCE weighted 0 and no teacher (a distillation config reused without it) would train on nothing."""
     from effir.compression.train import TrainConfig, train
