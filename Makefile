@@ -257,7 +257,8 @@ TRAIN_smollm2-effir-2x-gact-distilled-3k-gates = $(LLM_DISTILLED_3K) --target-sp
   --slim-loss distill $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-distilled-3k-gates
 TRAINED_smollm2-effir-2x-gact-distilled-3k-gates = $(LLM)/smollm2-effir-2x-gact-distilled-3k-gates/3-final
 # the 2x gact cut taught by imitation and by relevance together: smollm2-ft-3k's embeddings (1 − cos, weight 1) plus
-# InfoNCE on the same training queries and BM25 negatives (weight 0.5), where every cut above learned by imitation alone
+# InfoNCE on the same training queries and BM25 negatives (weight 0.5), where every cut above learned by imitation alone:
+# 0.4520 against 0.4263 (p 0.012), though its imitation ends further from the parent (1 − cos 0.61 against 0.50)
 BASE_smollm2-effir-2x-gact-mixed-3k := models/smollm2-ft-3k
 IMPORTANCE_smollm2-effir-2x-gact-mixed-3k = $(LLM_FT3K_DRIFT)
 TRAIN_smollm2-effir-2x-gact-mixed-3k = $(call llm_distilled,$(LLM_FT3K),$(LLM_FT3K_DRIFT),,0.5) --target-speedup 2.0 \
