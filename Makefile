@@ -132,7 +132,7 @@ LLM_SYSTEMS := smollm2-ft smollm2-effir-d8 smollm2-effir-d8-drift smollm2-effir-
                smollm2-effir-2x-gact-distilled-3k smollm2-effir-2x-gact-distilled-3k-layers \
                smollm2-effir-2x-gact-distilled-3k-long smollm2-effir-d18-gact-distilled-3k \
                smollm2-effir-2x-gact-distilled-3k-gates smollm2-effir-2x-gact-mixed-3k \
-               smollm2-effir-d12-gact-distilled-3k
+               smollm2-effir-2x-gact-mixed-3k-w1 smollm2-effir-d12-gact-distilled-3k
 
 TRAIN_smollm2-ft          = $(BIN)/effir compress train -m $(LLM_BASE) $(LLM_TRAIN) --out $(LLM)/smollm2-ft
 TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
@@ -264,6 +264,12 @@ IMPORTANCE_smollm2-effir-2x-gact-mixed-3k = $(LLM_FT3K_DRIFT)
 TRAIN_smollm2-effir-2x-gact-mixed-3k = $(call llm_distilled,$(LLM_FT3K),$(LLM_FT3K_DRIFT),,0.5) --target-speedup 2.0 \
   --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-mixed-3k
 TRAINED_smollm2-effir-2x-gact-mixed-3k = $(LLM)/smollm2-effir-2x-gact-mixed-3k/3-final
+# the same with InfoNCE weighted as the imitation (1 and 1; its drop and gate stages are the run above's)
+BASE_smollm2-effir-2x-gact-mixed-3k-w1 := models/smollm2-ft-3k
+IMPORTANCE_smollm2-effir-2x-gact-mixed-3k-w1 = $(LLM_FT3K_DRIFT)
+TRAIN_smollm2-effir-2x-gact-mixed-3k-w1 = $(call llm_distilled,$(LLM_FT3K),$(LLM_FT3K_DRIFT),,1) --target-speedup 2.0 \
+  --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-mixed-3k-w1
+TRAINED_smollm2-effir-2x-gact-mixed-3k-w1 = $(LLM)/smollm2-effir-2x-gact-mixed-3k-w1/3-final
 # the 2x budget spent the other way from d18 + 30 %: 12 MLPs dropped and 55 % of the remaining width (2.02x document
 # FLOPs; importance removed 0.7084 against the planner's 0.7082), since four more dropped MLPs cost more than the width
 # they bought
@@ -304,11 +310,11 @@ LLM_REF := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft,smollm2-zs)
 # the paper's baselines at this scale, applied to smollm2-ft without further training: SparseGPT 50 % and int8,
 # both torch's dynamic int8 (one activation scale per tensor) and int8-token (one per token: SmolLM2's massive
 # activations wreck the first, README); d15 with each int8 on top: how far they stack; and int8-token on the best
-# EffiR points at >= 1.8x (the 2x plan distilled from smollm2-ft, and the one distilled from smollm2-ft-3k)
+# EffiR points at >= 1.8x (the 2x plan distilled from smollm2-ft, and the one taught by smollm2-ft-3k and InfoNCE)
 LLM_BASELINES := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft-int8 smollm2-ft-int8-token smollm2-ft-sparsegpt50) \
                  $(if $(filter smollm2-effir-d15,$(LLM_BUILT)),smollm2-effir-d15-int8 smollm2-effir-d15-int8-token) \
                  $(if $(filter smollm2-effir-2x-act-distilled,$(LLM_BUILT)),smollm2-effir-2x-act-distilled-int8-token) \
-                 $(if $(filter smollm2-effir-2x-gact-distilled-3k,$(LLM_BUILT)),smollm2-effir-2x-gact-distilled-3k-int8-token)
+                 $(if $(filter smollm2-effir-2x-gact-mixed-3k,$(LLM_BUILT)),smollm2-effir-2x-gact-mixed-3k-int8-token)
 parent_of = $(patsubst %-int8,%,$(patsubst %-int8-token,%,$(patsubst %-sparsegpt50,%,$(1))))
 $(LLM)/baselines/%-int8/effir.json: $(LLM)/rebuilt/%/effir.json
 	$(BIN)/effir compress quantize -m $(LLM)/rebuilt/$* --method int8-dynamic --out $(LLM)/baselines/$*-int8
