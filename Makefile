@@ -177,30 +177,28 @@ TRAINED_smollm2-effir-2x-act = $(LLM)/smollm2-effir-2x-act/3-final
 # the same d15 cut made from smollm2-ft instead of the base (its own greedy drift order), and taught only to imitate
 # smollm2-ft's embeddings (1 − cos, no InfoNCE) with the same data and steps: what the cut loses of its trained parent
 LLM_FT_DRIFT := $(LLM)/importance-ft-drift/importance.json
+# $(call cut_from,SYSTEM,BASE,ORDER): SYSTEM is cut from the artefact BASE by its drift order ORDER (made first)
+cut_from = $(eval BASE_$(1) := $(2))$(eval IMPORTANCE_$(1) = $(3))
 # $(call llm_distilled,PARENT,DRIFT[,TRAIN[,INFONCE]]): cut PARENT by its drift order DRIFT, then teach the cut to
 # imitate PARENT (with the shared settings TRAIN, $(LLM_TRAIN) unless given; InfoNCE beside it at weight INFONCE, 0 unless given)
 llm_distilled = $(BIN)/effir compress effir -m $(1) $(or $(3),$(LLM_TRAIN)) --importance $(2) --distill-from $(1) \
                 --contrastive-weight $(or $(4),0)
 LLM_DISTILLED := $(call llm_distilled,$(LLM_FT),$(LLM_FT_DRIFT))
-BASE_smollm2-effir-d15-distilled := models/smollm2-ft
-IMPORTANCE_smollm2-effir-d15-distilled = $(LLM_FT_DRIFT)
+$(call cut_from,smollm2-effir-d15-distilled,models/smollm2-ft,$(LLM_FT_DRIFT))
 TRAIN_smollm2-effir-d15-distilled = $(LLM_DISTILLED) --drop-fraction 0.5 --reduction 0 --out $(LLM)/smollm2-effir-d15-distilled
 TRAINED_smollm2-effir-d15-distilled = $(LLM)/smollm2-effir-d15-distilled/3-final
 # the paper's cut (d15 + 30 % of the remaining width, by activation norms: 1.82x document FLOPs) made the same way
-BASE_smollm2-effir-act-distilled := models/smollm2-ft
-IMPORTANCE_smollm2-effir-act-distilled = $(LLM_FT_DRIFT)
+$(call cut_from,smollm2-effir-act-distilled,models/smollm2-ft,$(LLM_FT_DRIFT))
 TRAIN_smollm2-effir-act-distilled = $(LLM_DISTILLED) --drop-fraction 0.5 --reduction 0.3 --slim-by activation \
   --out $(LLM)/smollm2-effir-act-distilled
 TRAINED_smollm2-effir-act-distilled = $(LLM)/smollm2-effir-act-distilled/3-final
 # the --target-speedup 2.0 plan (width by activation norms) made the same way: cut from smollm2-ft, taught to imitate
 # its vectors, or (-kl) its in-batch rankings: KL between the two models' score distributions over each batch
 LLM_DISTILLED_2X := $(LLM_DISTILLED) --target-speedup 2.0 --slim-by activation
-BASE_smollm2-effir-2x-act-distilled := models/smollm2-ft
-IMPORTANCE_smollm2-effir-2x-act-distilled = $(LLM_FT_DRIFT)
+$(call cut_from,smollm2-effir-2x-act-distilled,models/smollm2-ft,$(LLM_FT_DRIFT))
 TRAIN_smollm2-effir-2x-act-distilled = $(LLM_DISTILLED_2X) --out $(LLM)/smollm2-effir-2x-act-distilled
 TRAINED_smollm2-effir-2x-act-distilled = $(LLM)/smollm2-effir-2x-act-distilled/3-final
-BASE_smollm2-effir-2x-act-distilled-kl := models/smollm2-ft
-IMPORTANCE_smollm2-effir-2x-act-distilled-kl = $(LLM_FT_DRIFT)
+$(call cut_from,smollm2-effir-2x-act-distilled-kl,models/smollm2-ft,$(LLM_FT_DRIFT))
 TRAIN_smollm2-effir-2x-act-distilled-kl = $(LLM_DISTILLED_2X) --distill-loss scores \
   --out $(LLM)/smollm2-effir-2x-act-distilled-kl
 TRAINED_smollm2-effir-2x-act-distilled-kl = $(LLM)/smollm2-effir-2x-act-distilled-kl/3-final
@@ -209,72 +207,62 @@ TRAINED_smollm2-effir-2x-act-distilled-kl = $(LLM)/smollm2-effir-2x-act-distille
 LLM_FT3K := $(LLM)/rebuilt/smollm2-ft-3k
 LLM_FT3K_DRIFT := $(LLM)/importance-ft-3k-drift/importance.json
 LLM_DISTILLED_3K := $(call llm_distilled,$(LLM_FT3K),$(LLM_FT3K_DRIFT))
-BASE_smollm2-effir-2x-act-distilled-3k := models/smollm2-ft-3k
-IMPORTANCE_smollm2-effir-2x-act-distilled-3k = $(LLM_FT3K_DRIFT)
+$(call cut_from,smollm2-effir-2x-act-distilled-3k,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
 TRAIN_smollm2-effir-2x-act-distilled-3k = $(LLM_DISTILLED_3K) --target-speedup 2.0 --slim-by activation \
   --out $(LLM)/smollm2-effir-2x-act-distilled-3k
 TRAINED_smollm2-effir-2x-act-distilled-3k = $(LLM)/smollm2-effir-2x-act-distilled-3k/3-final
-BASE_smollm2-effir-d15-distilled-3k := models/smollm2-ft-3k
-IMPORTANCE_smollm2-effir-d15-distilled-3k = $(LLM_FT3K_DRIFT)
+$(call cut_from,smollm2-effir-d15-distilled-3k,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
 TRAIN_smollm2-effir-d15-distilled-3k = $(LLM_DISTILLED_3K) --drop-fraction 0.5 --reduction 0 \
   --out $(LLM)/smollm2-effir-d15-distilled-3k
 TRAINED_smollm2-effir-d15-distilled-3k = $(LLM)/smollm2-effir-d15-distilled-3k/3-final
 # the 2x plan from smollm2-ft-3k with its width chosen as smollm2-effir-gact's was (gates trained by InfoNCE on the
 # dropped model, then the channels that write most through them): 0.4263 against the activation cut's 0.3969 (p 0.011)
-BASE_smollm2-effir-2x-gact-distilled-3k := models/smollm2-ft-3k
-IMPORTANCE_smollm2-effir-2x-gact-distilled-3k = $(LLM_FT3K_DRIFT)
+$(call cut_from,smollm2-effir-2x-gact-distilled-3k,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
 TRAIN_smollm2-effir-2x-gact-distilled-3k = $(LLM_DISTILLED_3K) --target-speedup 2.0 --slim-by gate-activation \
   $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-distilled-3k
 TRAINED_smollm2-effir-2x-gact-distilled-3k = $(LLM)/smollm2-effir-2x-gact-distilled-3k/3-final
 # the same cut taught to imitate every layer's token states as well as the embedding (--distill-loss layers; its
 # drop and gate stages are the run above's): 0.4307 against 0.4263 (p 0.52)
-BASE_smollm2-effir-2x-gact-distilled-3k-layers := models/smollm2-ft-3k
-IMPORTANCE_smollm2-effir-2x-gact-distilled-3k-layers = $(LLM_FT3K_DRIFT)
+$(call cut_from,smollm2-effir-2x-gact-distilled-3k-layers,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
 TRAIN_smollm2-effir-2x-gact-distilled-3k-layers = $(LLM_DISTILLED_3K) --distill-loss layers --target-speedup 2.0 \
   --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-distilled-3k-layers
 TRAINED_smollm2-effir-2x-gact-distilled-3k-layers = $(LLM)/smollm2-effir-2x-gact-distilled-3k-layers/3-final
 # the same cut taught for as long as its parent was trained (2,300 title → body pairs, 201 steps, not 700 and 101):
 # whether the distillation, which ended at 1 − cos 0.50, was cut short: it ends at 0.42, and scores 0.4211 (p 0.72)
-BASE_smollm2-effir-2x-gact-distilled-3k-long := models/smollm2-ft-3k
-IMPORTANCE_smollm2-effir-2x-gact-distilled-3k-long = $(LLM_FT3K_DRIFT)
+$(call cut_from,smollm2-effir-2x-gact-distilled-3k-long,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
 TRAIN_smollm2-effir-2x-gact-distilled-3k-long = $(call llm_distilled,$(LLM_FT3K),$(LLM_FT3K_DRIFT),$(call llm_train,2300)) \
   --target-speedup 2.0 --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-distilled-3k-long
 TRAINED_smollm2-effir-2x-gact-distilled-3k-long = $(LLM)/smollm2-effir-2x-gact-distilled-3k-long/3-final
 # the other cut at the same cost: 18 MLPs dropped and 30 % of the remaining width (1.99x document FLOPs) instead of
 # 14 and 48 %; the planner's importance removed hardly tells them apart (0.7135 against 0.7082), so training does:
 # 0.3950 against 0.4263 (p 0.028), the planner's split holds
-BASE_smollm2-effir-d18-gact-distilled-3k := models/smollm2-ft-3k
-IMPORTANCE_smollm2-effir-d18-gact-distilled-3k = $(LLM_FT3K_DRIFT)
+$(call cut_from,smollm2-effir-d18-gact-distilled-3k,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
 TRAIN_smollm2-effir-d18-gact-distilled-3k = $(LLM_DISTILLED_3K) --drop-fraction 0.6 --reduction 0.3 \
   --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-d18-gact-distilled-3k
 TRAINED_smollm2-effir-d18-gact-distilled-3k = $(LLM)/smollm2-effir-d18-gact-distilled-3k/3-final
 # the 2x gact cut with its gates, too, trained to imitate smollm2-ft-3k (--slim-loss distill: 1 − cos to the parent's
 # embeddings, L0 as before) instead of by InfoNCE: its imitation ends closer (0.45 against 0.50) but it scores
 # 0.4146 against 0.4263 (p 0.38)
-BASE_smollm2-effir-2x-gact-distilled-3k-gates := models/smollm2-ft-3k
-IMPORTANCE_smollm2-effir-2x-gact-distilled-3k-gates = $(LLM_FT3K_DRIFT)
+$(call cut_from,smollm2-effir-2x-gact-distilled-3k-gates,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
 TRAIN_smollm2-effir-2x-gact-distilled-3k-gates = $(LLM_DISTILLED_3K) --target-speedup 2.0 --slim-by gate-activation \
   --slim-loss distill $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-distilled-3k-gates
 TRAINED_smollm2-effir-2x-gact-distilled-3k-gates = $(LLM)/smollm2-effir-2x-gact-distilled-3k-gates/3-final
 # the 2x gact cut taught by imitation and by relevance together: smollm2-ft-3k's embeddings (1 − cos, weight 1) plus
 # InfoNCE on the same training queries and BM25 negatives (weight 0.5), where every cut above learned by imitation alone:
 # 0.4520 against 0.4263 (p 0.012), though its imitation ends further from the parent (1 − cos 0.61 against 0.50)
-BASE_smollm2-effir-2x-gact-mixed-3k := models/smollm2-ft-3k
-IMPORTANCE_smollm2-effir-2x-gact-mixed-3k = $(LLM_FT3K_DRIFT)
+$(call cut_from,smollm2-effir-2x-gact-mixed-3k,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
 TRAIN_smollm2-effir-2x-gact-mixed-3k = $(call llm_distilled,$(LLM_FT3K),$(LLM_FT3K_DRIFT),,0.5) --target-speedup 2.0 \
   --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-mixed-3k
 TRAINED_smollm2-effir-2x-gact-mixed-3k = $(LLM)/smollm2-effir-2x-gact-mixed-3k/3-final
 # the same with InfoNCE weighted as the imitation (1 and 1; its drop and gate stages are the run above's)
-BASE_smollm2-effir-2x-gact-mixed-3k-w1 := models/smollm2-ft-3k
-IMPORTANCE_smollm2-effir-2x-gact-mixed-3k-w1 = $(LLM_FT3K_DRIFT)
+$(call cut_from,smollm2-effir-2x-gact-mixed-3k-w1,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
 TRAIN_smollm2-effir-2x-gact-mixed-3k-w1 = $(call llm_distilled,$(LLM_FT3K),$(LLM_FT3K_DRIFT),,1) --target-speedup 2.0 \
   --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-mixed-3k-w1
 TRAINED_smollm2-effir-2x-gact-mixed-3k-w1 = $(LLM)/smollm2-effir-2x-gact-mixed-3k-w1/3-final
 # the 2x budget spent the other way from d18 + 30 %: 12 MLPs dropped and 55 % of the remaining width (2.02x document
 # FLOPs; importance removed 0.7084 against the planner's 0.7082), since four more dropped MLPs cost more than the width
 # they bought
-BASE_smollm2-effir-d12-gact-distilled-3k := models/smollm2-ft-3k
-IMPORTANCE_smollm2-effir-d12-gact-distilled-3k = $(LLM_FT3K_DRIFT)
+$(call cut_from,smollm2-effir-d12-gact-distilled-3k,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
 TRAIN_smollm2-effir-d12-gact-distilled-3k = $(LLM_DISTILLED_3K) --drop-fraction 0.4 --reduction 0.55 \
   --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-d12-gact-distilled-3k
 TRAINED_smollm2-effir-d12-gact-distilled-3k = $(LLM)/smollm2-effir-d12-gact-distilled-3k/3-final
