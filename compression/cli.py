@@ -151,11 +151,13 @@ def plan_cmd(model, dataset, drop_fraction, reduction, target_speedup, importanc
 @click.option("--slim-loss", type=click.Choice(["infonce", "distill"]), default="infonce", show_default=True,
               help="what the gates learn from: InfoNCE (the paper), or, with --distill-from, imitating the teacher "
                    "by --distill-loss as the last training does")
+@click.option("--slim-seed", type=int, default=None,
+              help="the gate training's seed (default --seed): another --seed then repeats the last training only")
 @slim_by_option
 @train_options
 @distill_options
 def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, importance, slim_steps, slim_lr, slim_loss,
-              slim_by, split, title_body, title_body_limit, passage_max_length, pooling, work, distill_from, distill_weight,
+              slim_seed, slim_by, split, title_body, title_body_limit, passage_max_length, pooling, work, distill_from, distill_weight,
               contrastive_weight, distill_loss, **kw):
     """The EffiR recipe: analyze → plan → drop → slim → train, every intermediate folder kept; with
     --distill-from, the last training also imitates that teacher (e.g. the trained model the cut was made from)."""
@@ -165,7 +167,7 @@ def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, imp
                             distill_weight, contrastive_weight, distill_loss)
     if slim_loss == "distill" and not distill_from:
         raise click.UsageError("--slim-loss distill needs --distill-from: the gates learn to imitate that teacher")
-    slim_cfg = gate_training_config(cfg, slim_lr, slim_steps, slim_loss)
+    slim_cfg = gate_training_config(cfg, slim_lr, slim_steps, slim_loss, slim_seed)
     steps = effir_recipe(model, dataset, out, drop_fraction, reduction, split, title_body, title_body_limit, cfg,
                          slim_cfg, passage_max_length=passage_max_length, target_speedup=target_speedup,
                          importance=importance, pooling=pooling, teacher=distill_from, slim_by=slim_by)

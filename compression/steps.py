@@ -244,16 +244,18 @@ SLIM_LOSSES = ("infonce", "distill")
 
 
 def gate_training_config(cfg: TrainConfig, lr: float = 0.05, max_steps: int | None = None,
-                         loss: str = "infonce") -> TrainConfig:
+                         loss: str = "infonce", seed: int | None = None) -> TrainConfig:
     """Self-slimming's gate training, from the recipe's training config: the gates only (no LoRA), their own lr and
     steps, and InfoNCE, as in the paper, even where the last training only imitates a teacher; or ("distill") the
-    last training's own loss, so the gates keep what the teacher's imitation needs."""
+    last training's own loss, so the gates keep what the teacher's imitation needs. `seed`: the gates' own (default
+    the training's), so the last training can be repeated with another seed on the same cut."""
     if loss not in SLIM_LOSSES:
         raise ValueError(f"gate-training loss {loss!r}: one of {SLIM_LOSSES}")
     if loss == "distill" and not cfg.distill_weight:
         raise ValueError("gates trained by distillation need a teacher and a distill_weight in the training config")
     weights = {} if loss == "distill" else {"contrastive_weight": 1.0, "distill_weight": 0.0}
-    return replace(cfg, lr=lr, lora=False, max_steps=max_steps or cfg.max_steps, **weights)
+    return replace(cfg, lr=lr, lora=False, max_steps=max_steps or cfg.max_steps,
+                   seed=cfg.seed if seed is None else seed, **weights)
 
 
 def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float = 0.5, reduction: float = 0.3,

@@ -550,6 +550,9 @@ def test_training_without_a_loss_stops(tmp_path, tiny_llama):
     assert (gates.contrastive_weight, gates.distill_weight, gates.lora) == (0.0, 1.0, False)
     with pytest.raises(ValueError, match="need a teacher"):
         gate_training_config(TrainConfig(), loss="distill")
+    # the gates keep the training's seed unless given their own (the last training repeated on the same cut)
+    assert gate_training_config(TrainConfig(seed=1)).seed == 1
+    assert gate_training_config(TrainConfig(seed=1), seed=0).seed == 0
 
 
 def test_gates_learn_to_imitate_the_parent(tmp_path, tiny_llama):
