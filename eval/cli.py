@@ -15,37 +15,49 @@ def metrics_table(rows: list[tuple[str, dict]]) -> str:
 
 
 @click.command("eval")
-@click.option("--run", "run_path", required=True, type=click.Path())
+@click.option("--run", "run_paths", required=True, multiple=True, type=click.Path(),
+              help="a TREC run; repeat it for several runs of one system (e.g. training seeds): their mean is scored")
 @click.option("--qrels", required=True, type=click.Path())
-@click.option("--against", "against_path", type=click.Path(), default=None,
-              help="a second TREC run: both scored, and a paired test of --run against it on per-query nDCG@10")
+@click.option("--against", "against_paths", multiple=True, type=click.Path(),
+              help="a second system's TREC run (repeatable as --run): both scored, and a paired test of --run against "
+                   "it on per-query nDCG@10 (each query's mean over a system's runs)")
 @click.option("--json", "json_out", type=click.Path(), default=None, help="write the metrics as JSON")
 @friendly_errors
-def eval_cmd(run_path, qrels, against_path, json_out):
-    """nDCG@10, R@100, MRR@10 (trec_eval semantics) of a TREC run; with --against, of two runs, and whether they
+def eval_cmd(run_paths, qrels, against_paths, json_out):
+    """nDCG@10, R@100, MRR@10 (trec_eval semantics) of a TREC run; with --against, of two systems, and whether they
     differ (paired randomization test and paired t-test over the queries both answered)."""
     from pathlib import Path
 
     from effir.core.data import read_qrels
     from effir.core.files import write_json
     from effir.core.trec import read_trec_run
-    from effir.eval.metrics import evaluate, per_query
+    from effir.eval.metrics import mean_per_query, per_query, summarize
     from effir.eval.significance import compare
 
-    if against_path and Path(against_path).resolve() == Path(run_path).resolve():
-        raise click.UsageError(f"--against {against_path} is the --run itself")
+    paths = run_paths + against_paths
+    if len({Path(path).resolve() for path in paths}) < len(paths):
+        raise click.UsageError(f"a run file is given twice among {', '.join(paths)}: each --run and --against "
+                               "must be a different file")
     judged = read_qrels(qrels)
-    runs = {path: read_trec_run(path) for path in filter(None, (run_path, against_path))}
-    metrics = {path: evaluate(run, judged) for path, run in runs.items()}
+    scored = {path: per_query(read_trec_run(path), judged) for path in paths}
     # runs keep one file name per folder (run.test.trec), so name each by its folder too where the names collide
-    same = len({Path(path).name for path in runs}) < len(runs)
-    label = {path: str(Path(Path(path).parent.name, Path(path).name)) if same else Path(path).name for path in runs}
-    click.echo(metrics_table([(label[path], m) for path, m in metrics.items()]))
-    out = metrics[run_path]
-    if against_path:
-        paired = compare(per_query(runs[run_path], judged), per_query(runs[against_path], judged))
-        out = {**out, "against": {"run": against_path, **paired}}
-        click.echo(f"{label[run_path]} − {label[against_path]}: Δ nDCG@10 {paired['delta']:+.4f} over "
+    same = len({Path(path).name for path in paths}) < len(paths)
+    label = {path: str(Path(Path(path).parent.name, Path(path).name)) if same else Path(path).name for path in paths}
+    sides = {"--run": run_paths, "--against": against_paths}
+    system = {flag: mean_per_query([scored[p] for p in side]) for flag, side in sides.items() if side}
+    rows = [(label[path], summarize(scored[path])) for path in paths]
+    rows += [(f"mean of {len(side)} {flag} runs", summarize(system[flag])) for flag, side in sides.items()
+             if len(side) > 1]
+    click.echo(metrics_table(rows))
+    out = summarize(system["--run"])
+    if len(run_paths) > 1:
+        out["runs"] = {path: summarize(scored[path]) for path in run_paths}
+    if against_paths:
+        paired = compare(system["--run"], system["--against"])
+        out = {**out, "against": {"runs": list(against_paths), **paired}}
+        names = {flag: label[side[0]] if len(side) == 1 else f"mean of {len(side)} {flag} runs"
+                 for flag, side in sides.items()}
+        click.echo(f"{names['--run']} − {names['--against']}: Δ nDCG@10 {paired['delta']:+.4f} over "
                    f"{paired['queries']} queries, p {paired['p_randomization']:.4f} (randomization), "
                    f"{paired['p_ttest']:.4f} (t)")
     if json_out:

@@ -31,7 +31,18 @@ def per_query(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]
     return out
 
 
+def summarize(pq: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Means of per-query metrics over the queries."""
+    return {key: round(float(np.mean([m[key] for m in pq.values()])), 6) for key in MEASURES} | {"queries": len(pq)}
+
+
 def evaluate(run, qrels) -> dict[str, float]:
     """Means over judged queries (queries absent from the run count as 0, as `trec_eval -c` does)."""
-    pq = per_query(run, qrels)
-    return {key: round(float(np.mean([m[key] for m in pq.values()])), 6) for key in MEASURES} | {"queries": len(pq)}
+    return summarize(per_query(run, qrels))
+
+
+def mean_per_query(per_queries: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """One system's per-query metrics averaged over several of its runs (e.g. its training seeds), on the queries
+    every run was judged on: a paired test over queries then compares systems rather than single trainings."""
+    qids = sorted(set.intersection(*(set(pq) for pq in per_queries)))
+    return {q: {key: float(np.mean([pq[q][key] for pq in per_queries])) for key in MEASURES} for q in qids}

@@ -141,6 +141,38 @@ def test_eval_cli_json(tmp_path):
     assert both["against"]["delta"] == pytest.approx(both["ndcg@10"] - other["ndcg@10"], abs=1e-5)
 
 
+def test_eval_cli_several_runs_per_system(tmp_path):
+    """--run and --against repeated (one system's training seeds): each file scored, each side's mean, and the paired
+    test on each query's mean over a side's runs; the same file twice is refused."""
+    from effir.eval.metrics import mean_per_query, per_query
+    from effir.eval.significance import compare
+
+    qrels, _ = _random_run(1)
+    (tmp_path / "q.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"{q}\t{d}\t{r}\n" for q, docs in qrels.items() for d, r in docs.items()))
+    files = {}
+    for name, seed in {"a0": 2, "a1": 3, "b0": 4, "b1": 5}.items():
+        files[name] = tmp_path / f"{name}.trec"
+        write_trec_run(files[name], _random_run(seed)[1], name)
+    args = ["eval", "--qrels", str(tmp_path / "q.tsv"), "--json", str(tmp_path / "m.json")]
+    r = CliRunner().invoke(main, args + ["--run", str(files["a0"]), "--run", str(files["a1"]),
+                                         "--against", str(files["b0"]), "--against", str(files["b1"])])
+    assert r.exit_code == 0, r.output
+    assert "mean of 2 --run runs" in r.output and "mean of 2 --against runs" in r.output
+    out = json.loads((tmp_path / "m.json").read_text())
+    judged = read_qrels(tmp_path / "q.tsv")
+    one = {name: evaluate(read_trec_run(path), judged) for name, path in files.items()}
+    assert out["ndcg@10"] == pytest.approx((one["a0"]["ndcg@10"] + one["a1"]["ndcg@10"]) / 2, abs=1e-5)
+    assert out["runs"][str(files["a1"])] == one["a1"]
+    side = {s: mean_per_query([per_query(read_trec_run(files[f"{s}{i}"]), judged) for i in (0, 1)]) for s in "ab"}
+    expected = compare(side["a"], side["b"])
+    assert out["against"] == {"runs": [str(files["b0"]), str(files["b1"])], **expected}
+    assert out["against"]["delta"] == pytest.approx(
+        out["ndcg@10"] - (one["b0"]["ndcg@10"] + one["b1"]["ndcg@10"]) / 2, abs=1e-5)
+    r = CliRunner().invoke(main, args + ["--run", str(files["a0"]), "--against", str(files["a0"])])
+    assert r.exit_code != 0 and "given twice" in r.output
+
+
 def test_significance():
     a = np.linspace(0, 1, 50)
     assert paired_randomization(a, a) == 1.0
