@@ -133,7 +133,8 @@ LLM_SYSTEMS := smollm2-ft smollm2-effir-d8 smollm2-effir-d8-drift smollm2-effir-
                smollm2-effir-2x-gact-distilled-3k-long smollm2-effir-d18-gact-distilled-3k \
                smollm2-effir-2x-gact-distilled-3k-gates smollm2-effir-2x-gact-mixed-3k \
                smollm2-effir-2x-gact-mixed-3k-w1 smollm2-effir-d12-gact-distilled-3k \
-               smollm2-effir-2x-gact-mixed-3k-s1 smollm2-effir-2x-gact-distilled-3k-s1
+               smollm2-effir-2x-gact-mixed-3k-s1 smollm2-effir-2x-gact-distilled-3k-s1 \
+               smollm2-effir-2x-gact-infonce-3k
 
 TRAIN_smollm2-ft          = $(BIN)/effir compress train -m $(LLM_BASE) $(LLM_TRAIN) --out $(LLM)/smollm2-ft
 TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
@@ -272,6 +273,13 @@ $(call cut_from,smollm2-effir-2x-gact-distilled-3k-s1,models/smollm2-ft-3k,$(LLM
 TRAIN_smollm2-effir-2x-gact-distilled-3k-s1 = $(LLM_DISTILLED_3K) --seed 1 --slim-seed 0 --target-speedup 2.0 \
   --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-distilled-3k-s1
 TRAINED_smollm2-effir-2x-gact-distilled-3k-s1 = $(LLM)/smollm2-effir-2x-gact-distilled-3k-s1/3-final
+# the other end of the weight axis: the same cut taught by InfoNCE alone (no imitation of smollm2-ft-3k), as the
+# paper's recipe trains its cut; its gates are the runs above's (they learn by InfoNCE in every one of them)
+$(call cut_from,smollm2-effir-2x-gact-infonce-3k,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
+TRAIN_smollm2-effir-2x-gact-infonce-3k = $(BIN)/effir compress effir -m $(LLM_FT3K) $(LLM_TRAIN) \
+  --importance $(LLM_FT3K_DRIFT) --target-speedup 2.0 --slim-by gate-activation $(LLM_GATES) \
+  --out $(LLM)/smollm2-effir-2x-gact-infonce-3k
+TRAINED_smollm2-effir-2x-gact-infonce-3k = $(LLM)/smollm2-effir-2x-gact-infonce-3k/3-final
 # the 2x budget spent the other way from d18 + 30 %: 12 MLPs dropped and 55 % of the remaining width (2.02x document
 # FLOPs; importance removed 0.7084 against the planner's 0.7082), since four more dropped MLPs cost more than the width
 # they bought
