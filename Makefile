@@ -134,7 +134,7 @@ LLM_SYSTEMS := smollm2-ft smollm2-effir-d8 smollm2-effir-d8-drift smollm2-effir-
                smollm2-effir-2x-gact-distilled-3k-gates smollm2-effir-2x-gact-mixed-3k \
                smollm2-effir-2x-gact-mixed-3k-w1 smollm2-effir-d12-gact-distilled-3k \
                smollm2-effir-2x-gact-mixed-3k-s1 smollm2-effir-2x-gact-distilled-3k-s1 \
-               smollm2-effir-2x-gact-infonce-3k
+               smollm2-effir-2x-gact-infonce-3k smollm2-effir-d12-gact-mixed-3k smollm2-effir-2x-gact-mixed-3k-s2
 
 TRAIN_smollm2-ft          = $(BIN)/effir compress train -m $(LLM_BASE) $(LLM_TRAIN) --out $(LLM)/smollm2-ft
 TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
@@ -289,6 +289,17 @@ $(call cut_from,smollm2-effir-d12-gact-distilled-3k,models/smollm2-ft-3k,$(LLM_F
 TRAIN_smollm2-effir-d12-gact-distilled-3k = $(LLM_DISTILLED_3K) --drop-fraction 0.4 --reduction 0.55 \
   --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-d12-gact-distilled-3k
 TRAINED_smollm2-effir-d12-gact-distilled-3k = $(LLM)/smollm2-effir-d12-gact-distilled-3k/3-final
+# the d12 cut taught as the best 2x cut was (imitation plus InfoNCE at weight 0.5; its drop and gate stages are the
+# run above's): whether the budget spent on width rather than depth holds under the better training
+$(call cut_from,smollm2-effir-d12-gact-mixed-3k,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
+TRAIN_smollm2-effir-d12-gact-mixed-3k = $(call llm_distilled,$(LLM_FT3K),$(LLM_FT3K_DRIFT),,0.5) --drop-fraction 0.4 \
+  --reduction 0.55 --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-d12-gact-mixed-3k
+TRAINED_smollm2-effir-d12-gact-mixed-3k = $(LLM)/smollm2-effir-d12-gact-mixed-3k/3-final
+# a third seed of the mixed training on the 2x gact cut (gates keep seed 0): how far the seed alone moves it
+$(call cut_from,smollm2-effir-2x-gact-mixed-3k-s2,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
+TRAIN_smollm2-effir-2x-gact-mixed-3k-s2 = $(call llm_distilled,$(LLM_FT3K),$(LLM_FT3K_DRIFT),,0.5) --seed 2 \
+  --slim-seed 0 --target-speedup 2.0 --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-mixed-3k-s2
+TRAINED_smollm2-effir-2x-gact-mixed-3k-s2 = $(LLM)/smollm2-effir-2x-gact-mixed-3k-s2/3-final
 
 $(LLM_COSINE): | install
 	$(BIN)/effir compress analyze -m $(LLM_BASE) --dataset $(DATA)/scifact --out $(LLM)/importance
@@ -321,11 +332,13 @@ LLM_REF := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft,smollm2-zs)
 # the paper's baselines at this scale, applied to smollm2-ft without further training: SparseGPT 50 % and int8,
 # both torch's dynamic int8 (one activation scale per tensor) and int8-token (one per token: SmolLM2's massive
 # activations wreck the first, README); d15 with each int8 on top: how far they stack; and int8-token on the best
-# EffiR points at >= 1.8x (the 2x plan distilled from smollm2-ft, and the one taught by smollm2-ft-3k and InfoNCE)
+# EffiR points at >= 1.8x (the 2x plan distilled from smollm2-ft, and the one taught by smollm2-ft-3k and InfoNCE),
+# and on the d15 cut taught by smollm2-ft-3k (1.47x alone): depth and int8 together instead of depth and width
 LLM_BASELINES := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft-int8 smollm2-ft-int8-token smollm2-ft-sparsegpt50) \
                  $(if $(filter smollm2-effir-d15,$(LLM_BUILT)),smollm2-effir-d15-int8 smollm2-effir-d15-int8-token) \
                  $(if $(filter smollm2-effir-2x-act-distilled,$(LLM_BUILT)),smollm2-effir-2x-act-distilled-int8-token) \
-                 $(if $(filter smollm2-effir-2x-gact-mixed-3k,$(LLM_BUILT)),smollm2-effir-2x-gact-mixed-3k-int8-token)
+                 $(if $(filter smollm2-effir-2x-gact-mixed-3k,$(LLM_BUILT)),smollm2-effir-2x-gact-mixed-3k-int8-token) \
+                 $(if $(filter smollm2-effir-d15-distilled-3k,$(LLM_BUILT)),smollm2-effir-d15-distilled-3k-int8-token)
 parent_of = $(patsubst %-int8,%,$(patsubst %-int8-token,%,$(patsubst %-sparsegpt50,%,$(1))))
 $(LLM)/baselines/%-int8/effir.json: $(LLM)/rebuilt/%/effir.json
 	$(BIN)/effir compress quantize -m $(LLM)/rebuilt/$* --method int8-dynamic --out $(LLM)/baselines/$*-int8
