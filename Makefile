@@ -252,8 +252,9 @@ TRAINED_smollm2-effir-2x-gact-distilled-3k-gates = $(LLM)/smollm2-effir-2x-gact-
 # the 2x gact cut taught by imitation and by relevance together: smollm2-ft-3k's embeddings (1 − cos, weight 1) plus
 # InfoNCE on the same training queries and BM25 negatives (weight 0.5), where every cut above learned by imitation alone:
 # 0.4520 against 0.4263 (p 0.012), though its imitation ends further from the parent (1 − cos 0.61 against 0.50)
+LLM_MIXED_3K := $(call llm_distilled,$(LLM_FT3K),$(LLM_FT3K_DRIFT),,0.5)
 $(call cut_from,smollm2-effir-2x-gact-mixed-3k,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
-TRAIN_smollm2-effir-2x-gact-mixed-3k = $(call llm_distilled,$(LLM_FT3K),$(LLM_FT3K_DRIFT),,0.5) --target-speedup 2.0 \
+TRAIN_smollm2-effir-2x-gact-mixed-3k = $(LLM_MIXED_3K) --target-speedup 2.0 \
   --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-mixed-3k
 TRAINED_smollm2-effir-2x-gact-mixed-3k = $(LLM)/smollm2-effir-2x-gact-mixed-3k/3-final
 # the same with InfoNCE weighted as the imitation (1 and 1; its drop and gate stages are the run above's): 0.4324,
@@ -267,7 +268,7 @@ TRAINED_smollm2-effir-2x-gact-mixed-3k-w1 = $(LLM)/smollm2-effir-2x-gact-mixed-3
 # larger than what the seed alone moves: 0.4411 and 0.4274 (seed 0: 0.4520 and 0.4263), so over both seeds +0.0198
 # (p 0.031, `effir eval` with both seeds' runs on each side)
 $(call cut_from,smollm2-effir-2x-gact-mixed-3k-s1,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
-TRAIN_smollm2-effir-2x-gact-mixed-3k-s1 = $(call llm_distilled,$(LLM_FT3K),$(LLM_FT3K_DRIFT),,0.5) --seed 1 \
+TRAIN_smollm2-effir-2x-gact-mixed-3k-s1 = $(LLM_MIXED_3K) --seed 1 \
   --slim-seed 0 --target-speedup 2.0 --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-mixed-3k-s1
 TRAINED_smollm2-effir-2x-gact-mixed-3k-s1 = $(LLM)/smollm2-effir-2x-gact-mixed-3k-s1/3-final
 $(call cut_from,smollm2-effir-2x-gact-distilled-3k-s1,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
@@ -286,13 +287,13 @@ TRAINED_smollm2-effir-2x-gact-infonce-3k = $(LLM)/smollm2-effir-2x-gact-infonce-
 # FLOPs; importance removed 0.7084 against the planner's 0.7082), chosen and taught as the best 2x cut (imitation plus
 # InfoNCE at weight 0.5): 0.4195, -0.0325 against the planner's split trained the same (p 0.047)
 $(call cut_from,smollm2-effir-d12-gact-mixed-3k,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
-TRAIN_smollm2-effir-d12-gact-mixed-3k = $(call llm_distilled,$(LLM_FT3K),$(LLM_FT3K_DRIFT),,0.5) --drop-fraction 0.4 \
+TRAIN_smollm2-effir-d12-gact-mixed-3k = $(LLM_MIXED_3K) --drop-fraction 0.4 \
   --reduction 0.55 --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-d12-gact-mixed-3k
 TRAINED_smollm2-effir-d12-gact-mixed-3k = $(LLM)/smollm2-effir-d12-gact-mixed-3k/3-final
 # a third seed of the mixed training on the 2x gact cut (gates keep seed 0): 0.4517, so over three seeds 0.4483,
 # +0.0215 against the imitation's two (p 0.016)
 $(call cut_from,smollm2-effir-2x-gact-mixed-3k-s2,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
-TRAIN_smollm2-effir-2x-gact-mixed-3k-s2 = $(call llm_distilled,$(LLM_FT3K),$(LLM_FT3K_DRIFT),,0.5) --seed 2 \
+TRAIN_smollm2-effir-2x-gact-mixed-3k-s2 = $(LLM_MIXED_3K) --seed 2 \
   --slim-seed 0 --target-speedup 2.0 --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-mixed-3k-s2
 TRAINED_smollm2-effir-2x-gact-mixed-3k-s2 = $(LLM)/smollm2-effir-2x-gact-mixed-3k-s2/3-final
 
