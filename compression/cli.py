@@ -84,13 +84,15 @@ def drop_cmd(model, out, n_mlp, n_attn, mlp_layers, attn_layers, importance, dat
 @train_options
 @distill_options
 def train_cmd(model, out, dataset, split, title_body, title_body_limit, passage_max_length, pooling, work,
-              distill_from, distill_weight, contrastive_weight, distill_loss, **kw):
-    """Retrieval fine-tuning: InfoNCE with in-batch and BM25 hard negatives (LoRA or full), optionally distilled."""
+              negatives_by, distill_from, distill_weight, contrastive_weight, distill_loss, **kw):
+    """Retrieval fine-tuning: InfoNCE with in-batch and hard negatives (BM25's or a model's; LoRA or full),
+    optionally distilled."""
     from effir.compression.steps import finetune
 
     cfg = with_distillation(train_config(**kw, default_lr=1e-4 if kw["lora"] else 2e-5), distill_from,
                             distill_weight, contrastive_weight, distill_loss)
-    work, examples = training_set(out, work, dataset, split, title_body, title_body_limit, cfg.negatives > 0)
+    work, examples = training_set(out, work, dataset, split, title_body, title_body_limit, cfg.negatives > 0,
+                                  negatives_by, passage_max_length)
     new = finetune(model, out, examples, cfg, work, teacher=distill_from, passage_max_length=passage_max_length,
                    pooling=pooling)
     click.echo(f"-> {new.path}")
@@ -103,7 +105,7 @@ def train_cmd(model, out, dataset, split, title_body, title_body_limit, passage_
 @slim_by_option
 @train_options
 def slim_cmd(model, out, dataset, reduction, l0_weight, slim_by, split, title_body, title_body_limit,
-             passage_max_length, pooling, work, **kw):
+             passage_max_length, pooling, work, negatives_by, **kw):
     """Self-slimming: learn channel gates with InfoNCE + λ·L0, then cut the MLPs and fold the gates; or, with
     --slim-by activation, keep the channels that add most to the output on calibration texts (no training); or,
     with --slim-by gate-activation, learn the gates, then keep the channels that add most through them."""
@@ -113,7 +115,8 @@ def slim_cmd(model, out, dataset, reduction, l0_weight, slim_by, split, title_bo
         new, widths = slim_by_activation(model, out, calibration_texts(dataset=dataset), reduction, pooling=pooling)
     else:
         cfg = train_config(**kw, default_lr=0.05)
-        work, examples = training_set(out, work, dataset, split, title_body, title_body_limit, cfg.negatives > 0)
+        work, examples = training_set(out, work, dataset, split, title_body, title_body_limit, cfg.negatives > 0,
+                                      negatives_by, passage_max_length)
         texts = calibration_texts(dataset=dataset) if slim_by == "gate-activation" else []
         new, widths = slim(model, out, examples, reduction, cfg, work, l0_weight=l0_weight,
                            passage_max_length=passage_max_length, pooling=pooling, calibration=texts)
@@ -157,8 +160,8 @@ def plan_cmd(model, dataset, drop_fraction, reduction, target_speedup, importanc
 @train_options
 @distill_options
 def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, importance, slim_steps, slim_lr, slim_loss,
-              slim_seed, slim_by, split, title_body, title_body_limit, passage_max_length, pooling, work, distill_from, distill_weight,
-              contrastive_weight, distill_loss, **kw):
+              slim_seed, slim_by, split, title_body, title_body_limit, passage_max_length, pooling, work, negatives_by,
+              distill_from, distill_weight, contrastive_weight, distill_loss, **kw):
     """The EffiR recipe: analyze → plan → drop → slim → train, every intermediate folder kept; with
     --distill-from, the last training also imitates that teacher (e.g. the trained model the cut was made from)."""
     from effir.compression.steps import effir_recipe, gate_training_config
@@ -170,7 +173,8 @@ def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, imp
     slim_cfg = gate_training_config(cfg, slim_lr, slim_steps, slim_loss, slim_seed)
     steps = effir_recipe(model, dataset, out, drop_fraction, reduction, split, title_body, title_body_limit, cfg,
                          slim_cfg, passage_max_length=passage_max_length, target_speedup=target_speedup,
-                         importance=importance, pooling=pooling, teacher=distill_from, slim_by=slim_by)
+                         importance=importance, pooling=pooling, teacher=distill_from, slim_by=slim_by,
+                         negatives_by=negatives_by)
     for name, path in steps.items():
         click.echo(f"{name:>12}: {path}")
 

@@ -34,7 +34,10 @@ def train_options(f):
         click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=2),
                      help="queries per step (in-batch negatives need two)"),
         click.option("--negatives", default=1, show_default=True, type=click.IntRange(min=0),
-                     help="BM25 hard negatives per query"),
+                     help="hard negatives per query (drawn from the top 30 hits that are not positives)"),
+        click.option("--negatives-by", default=None,
+                     help="mine the hard negatives by this model's dense ranking (e.g. the trained parent of a "
+                          "cut) instead of BM25; documents encoded at --passage-max-length"),
         click.option("--lr", default=None, type=float, help="learning rate (default 2e-5 full, 1e-4 LoRA, 0.05 slim gates)"),
         click.option("--temperature", default=0.05, show_default=True, type=click.FloatRange(0, min_open=True)),
         click.option("--loss", type=click.Choice(["infonce", "gte"]), default="infonce", show_default=True,
@@ -120,7 +123,8 @@ def importance_scores(model, importance, dataset, out):
     return analyze(model, out, calibration_texts(dataset))
 
 
-def training_set(out, work, dataset, split, title_body, title_body_limit, hard_negatives=True):
+def training_set(out, work, dataset, split, title_body, title_body_limit, hard_negatives=True, negatives_by=None,
+                 passage_max_length=None):
     """(work folder, training examples) as `train` and `slim` both read them."""
     from pathlib import Path
 
@@ -128,7 +132,7 @@ def training_set(out, work, dataset, split, title_body, title_body_limit, hard_n
 
     work = Path(work or f"{out}.work")
     examples = training_examples(dataset, split if dataset else None, list(title_body), title_body_limit, work,
-                                  hard_negatives)
+                                  hard_negatives, negatives_by, passage_max_length)
     click.echo(f"{len(examples)} training examples", err=True)
     return work, examples
 

@@ -1,17 +1,22 @@
 """Training examples for retrieval fine-tuning: (query, positive, hard negatives).
 
 Sources: a qrels split (never `test`), label-free title → body pairs from a corpus, both with hard negatives
-mined by the project's BM25 (top-ranked documents that are not positives).
+mined by the project's BM25, or by a trained retriever's dense ranking (`dense_hits`): top-ranked documents that
+are not positives.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from effir.core.data import BeirDataset, Corpus
 from effir.core.errors import EffirError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,16 +58,60 @@ def text_pairs(dataset: BeirDataset, limit: int, split: str | None = None) -> li
     return out
 
 
-def build_examples(items: list[tuple[str, str, set]], corpus: Corpus, work: Path, negatives_depth: int = 30,
-                   title_body: bool = False, source: str = "") -> list[Example]:
-    """Attach positives' texts and BM25 hard negatives (the top `negatives_depth` hits minus positives)."""
+def dense_hits(model: str, corpus: Corpus, queries: dict[str, str], k: int, cache: Path,
+               passage_max_length: int | None = None, device: str = "cpu") -> dict[str, list[tuple[str, float]]]:
+    """Each query's top `k` documents by `model`'s exact inner product over the whole corpus: hard negatives as a
+    trained retriever ranks them (ANCE's idea) rather than as BM25 does. Documents are encoded as training sees
+    them (`passage_max_length`); their vectors are kept in `cache`, keyed by model, corpus and length, so another
+    source over the same corpus, or a resumed run, does not encode the corpus again."""
+    import faiss
+    import numpy as np
+    from tqdm import tqdm
+
+    from effir.core.files import atomic_path
+    from effir.core.models import resolve
+    from effir.encoder.model import Encoder, model_fingerprint
+
+    spec = resolve(model, passage_max_length=passage_max_length)  # None keeps the model's
+    encoder = Encoder(spec, device=device, dtype="float32")
+    docs = list(corpus)
+    stem = cache / f"{model_fingerprint(spec)}-{corpus.fingerprint()}-{spec.passage_max_length}"
+    vectors_file, ids_file = stem.with_suffix(".npy"), stem.with_suffix(".ids.json")
+    if vectors_file.exists() and ids_file.exists() and json.loads(ids_file.read_text()) == [d.docid for d in docs]:
+        vectors = np.load(vectors_file)
+    else:
+        logger.info("encoding %d documents of %s with %s to mine hard negatives", len(docs), corpus.path, spec.name)
+        with tqdm(total=len(docs), desc="negatives: corpus", unit="doc") as bar:
+            vectors, _ = encoder.encode([d.contents for d in docs], side="passage", progress=bar)
+        with atomic_path(ids_file) as tmp:
+            tmp.write_text(json.dumps([d.docid for d in docs]))
+        with atomic_path(vectors_file) as tmp, open(tmp, "wb") as f:
+            np.save(f, vectors)
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    qids = list(queries)
+    with tqdm(total=len(qids), desc="negatives: queries", unit="query") as bar:
+        qvecs, _ = encoder.encode([queries[q] for q in qids], side="query", progress=bar)
+    scores, rows = index.search(qvecs, min(k, len(docs)))
+    return {q: [(docs[j].docid, float(x)) for x, j in zip(s, r) if j >= 0] for q, s, r in zip(qids, scores, rows)}
+
+
+def bm25_hits(corpus: Corpus, queries: dict[str, str], k: int, work: Path) -> dict[str, list[tuple[str, float]]]:
+    """Each query's top `k` documents by the project's BM25 (a Lucene index of the corpus under `work`)."""
     from effir.search.bm25 import bm25_search, build_lucene_index
 
+    return bm25_search(build_lucene_index(corpus, work / "bm25"), queries, k=k)
+
+
+def build_examples(items: list[tuple[str, str, set]], corpus: Corpus, work: Path, negatives_depth: int = 30,
+                   title_body: bool = False, source: str = "", mine=None) -> list[Example]:
+    """Attach positives' texts and hard negatives: the top `negatives_depth` hits minus positives, by `mine`
+    (corpus, {qid: query}, k → {qid: [(docid, score)]}; BM25 over `work` unless given)."""
     texts = {d.docid: (d.text if title_body else d.contents) for d in corpus}
     hits = {}
-    if negatives_depth:  # no Lucene index (nor JVM) when no negatives are asked for
-        index = build_lucene_index(corpus, work / "bm25")
-        hits = bm25_search(index, {qid: q for qid, q, _ in items}, k=negatives_depth)
+    if negatives_depth:  # no index (nor JVM, nor encoder) when no negatives are asked for
+        queries = {qid: q for qid, q, _ in items}
+        hits = mine(corpus, queries, negatives_depth) if mine else bm25_hits(corpus, queries, negatives_depth, work)
     out = []
     for qid, query, positives in items:
         negs = [texts[d] for d, _ in hits.get(qid, []) if d not in positives]

@@ -89,23 +89,29 @@ def drop(model: str, out: str | Path, scores: dict | None, n_mlp: int = 0, n_att
 
 
 def training_examples(dataset: str | None, split: str | None, title_body: list[str], title_body_limit: int,
-                      work: Path, hard_negatives: bool = True):
-    """Training pairs; BM25 hard negatives are mined only when the trainer draws them (`negatives` > 0)."""
+                      work: Path, hard_negatives: bool = True, negatives_by: str | None = None,
+                      passage_max_length: int | None = None):
+    """Training pairs; hard negatives are mined only when the trainer draws them (`negatives` > 0): by BM25, or
+    by the dense ranking of the model `negatives_by` (documents encoded at `passage_max_length`)."""
+    import functools
+
     from effir.compression import pairs
 
     negatives_depth = 30 if hard_negatives else 0
+    mine = functools.partial(pairs.dense_hits, negatives_by, cache=Path(work) / "dense-negatives",
+                             passage_max_length=passage_max_length) if negatives_by else None
     examples = []
     if dataset and split:
         ds = BeirDataset(dataset)
         items, corpus = pairs.qrels_examples(ds, split)
         examples += pairs.build_examples(items, corpus, work / f"{ds.name}-{split}", negatives_depth,
-                                         source=f"{ds.name} {split} qrels")
+                                         source=f"{ds.name} {split} qrels", mine=mine)
     for folder in title_body:
         ds = BeirDataset(folder)
         corpus = ds.corpus()
         items = pairs.title_body_examples(corpus, title_body_limit)
         examples += pairs.build_examples(items, corpus, work / f"{ds.name}-titles", negatives_depth, title_body=True,
-                                         source=f"{ds.name} title→body")
+                                         source=f"{ds.name} title→body", mine=mine)
     if not examples:
         raise ValueError("no training data: give --dataset with --split, and/or --title-body DATASET")
     return examples
@@ -263,7 +269,7 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
                  cfg: TrainConfig | None = None, slim_cfg: TrainConfig | None = None, calibration: int = 256,
                  passage_max_length: int | None = None, device: str = "cpu", target_speedup: float | None = None,
                  importance: str | None = None, pooling: str | None = None, teacher: str | None = None,
-                 slim_by: str = "gate") -> dict:
+                 slim_by: str = "gate", negatives_by: str | None = None) -> dict:
     """analyze → plan → drop → slim → train (the paper's order); every intermediate folder is kept under `out`.
 
     The cut is `drop_fraction` of the MLP sublayers and `reduction` of the remaining width, or, with
@@ -271,7 +277,8 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
     the model's from the first folder on, so every later step trains and encodes with it. `teacher`: the last
     training also distils from it (`cfg.distill_weight`, `cfg.contrastive_weight`). `slim_by`: "gate" (the paper's
     self-slimming), "activation" (`slim_by_activation`, on the calibration texts) or "gate-activation" (gates
-    trained, then the cut by gated activation norms on the calibration texts: `slim`)."""
+    trained, then the cut by gated activation norms on the calibration texts: `slim`). `negatives_by`: the
+    hard negatives of every training come from this model's dense ranking instead of BM25."""
     out = Path(out)
     cfg = cfg or TrainConfig()
     slim_cfg = slim_cfg or gate_training_config(cfg)
@@ -285,7 +292,8 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
     chosen = plan_cut(model, scores, target_speedup, n_drop, reduction, dataset)
     write_json(out / "plan.json", chosen.to_json())
     examples = training_examples(dataset, split, list(title_body), title_body_limit, out / "data",
-                                 hard_negatives=cfg.negatives > 0)
+                                 hard_negatives=cfg.negatives > 0, negatives_by=negatives_by,
+                                 passage_max_length=passage_max_length)
     steps = {"drop": str(out / "1-drop")}
     if (out / "1-drop" / "effir.json").exists():  # a rerun resumes, but only the same cut
         made = json.loads((out / "1-drop" / "effir.json").read_text())["dropped_mlp"]
@@ -311,5 +319,5 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
     write_json(out / "recipe.json", {"model": model, "dataset": dataset, "plan": chosen.to_json(), "steps": steps,
                                       "train": asdict(cfg), "slim_by": slim_by if chosen.reduction else None,
                                       "slim": asdict(slim_cfg) if chosen.reduction and slim_by != "activation" else None,
-                                      "teacher": teacher})
+                                      "teacher": teacher, "negatives_by": negatives_by})
     return steps
