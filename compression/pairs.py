@@ -7,7 +7,6 @@ are not positives.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from dataclasses import dataclass, field
@@ -62,38 +61,29 @@ def dense_hits(model: str, corpus: Corpus, queries: dict[str, str], k: int, cach
                passage_max_length: int | None = None, device: str = "cpu") -> dict[str, list[tuple[str, float]]]:
     """Each query's top `k` documents by `model`'s exact inner product over the whole corpus: hard negatives as a
     trained retriever ranks them (ANCE's idea) rather than as BM25 does. Documents are encoded as training sees
-    them (`passage_max_length`); their vectors are kept in `cache`, keyed by model, corpus and length, so another
-    source over the same corpus, or a resumed run, does not encode the corpus again."""
+    them (`passage_max_length`) into embedding shards under `cache`, one folder per model, corpus and length: the
+    encode resumes after its last complete shard, and another source over the same corpus reuses it."""
     import faiss
-    import numpy as np
     from tqdm import tqdm
 
-    from effir.core.files import atomic_path
     from effir.core.models import resolve
     from effir.encoder.model import Encoder, model_fingerprint
+    from effir.encoder.shards import encode_corpus, load_all
 
     spec = resolve(model, passage_max_length=passage_max_length)  # None keeps the model's
     encoder = Encoder(spec, device=device, dtype="float32")
-    docs = list(corpus)
-    stem = cache / f"{model_fingerprint(spec)}-{corpus.fingerprint()}-{spec.passage_max_length}"
-    vectors_file, ids_file = stem.with_suffix(".npy"), stem.with_suffix(".ids.json")
-    if vectors_file.exists() and ids_file.exists() and json.loads(ids_file.read_text()) == [d.docid for d in docs]:
-        vectors = np.load(vectors_file)
-    else:
-        logger.info("encoding %d documents of %s with %s to mine hard negatives", len(docs), corpus.path, spec.name)
-        with tqdm(total=len(docs), desc="negatives: corpus", unit="doc") as bar:
-            vectors, _ = encoder.encode([d.contents for d in docs], side="passage", progress=bar)
-        with atomic_path(ids_file) as tmp:
-            tmp.write_text(json.dumps([d.docid for d in docs]))
-        with atomic_path(vectors_file) as tmp, open(tmp, "wb") as f:
-            np.save(f, vectors)
+    fingerprint = model_fingerprint(spec)
+    shards = cache / f"{fingerprint}-{corpus.fingerprint()}-{spec.passage_max_length}"
+    logger.info("hard negatives by %s: corpus vectors in %s", spec.name, shards)
+    encode_corpus(encoder, corpus, shards, shard_size=512, model_fingerprint=fingerprint)
+    docids, vectors = load_all(shards)
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(vectors)
     qids = list(queries)
     with tqdm(total=len(qids), desc="negatives: queries", unit="query") as bar:
         qvecs, _ = encoder.encode([queries[q] for q in qids], side="query", progress=bar)
-    scores, rows = index.search(qvecs, min(k, len(docs)))
-    return {q: [(docs[j].docid, float(x)) for x, j in zip(s, r) if j >= 0] for q, s, r in zip(qids, scores, rows)}
+    scores, rows = index.search(qvecs, min(k, len(docids)))
+    return {q: [(docids[j], float(x)) for x, j in zip(s, r) if j >= 0] for q, s, r in zip(qids, scores, rows)}
 
 
 def bm25_hits(corpus: Corpus, queries: dict[str, str], k: int, work: Path) -> dict[str, list[tuple[str, float]]]:

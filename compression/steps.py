@@ -100,18 +100,19 @@ def training_examples(dataset: str | None, split: str | None, title_body: list[s
     negatives_depth = 30 if hard_negatives else 0
     mine = functools.partial(pairs.dense_hits, negatives_by, cache=Path(work) / "dense-negatives",
                              passage_max_length=passage_max_length) if negatives_by else None
+    mined_by = f", negatives by {Path(negatives_by).name}" if negatives_by and negatives_depth else ""  # for the history
     examples = []
     if dataset and split:
         ds = BeirDataset(dataset)
         items, corpus = pairs.qrels_examples(ds, split)
         examples += pairs.build_examples(items, corpus, work / f"{ds.name}-{split}", negatives_depth,
-                                         source=f"{ds.name} {split} qrels", mine=mine)
+                                         source=f"{ds.name} {split} qrels{mined_by}", mine=mine)
     for folder in title_body:
         ds = BeirDataset(folder)
         corpus = ds.corpus()
         items = pairs.title_body_examples(corpus, title_body_limit)
         examples += pairs.build_examples(items, corpus, work / f"{ds.name}-titles", negatives_depth, title_body=True,
-                                         source=f"{ds.name} title→body", mine=mine)
+                                         source=f"{ds.name} title→body{mined_by}", mine=mine)
     if not examples:
         raise ValueError("no training data: give --dataset with --split, and/or --title-body DATASET")
     return examples

@@ -14,6 +14,7 @@ def test_dense_negatives_follow_the_models_ranking_without_positives(tiny_llama,
                                  negatives_by=str(tiny_llama), passage_max_length=32)
     assert len(examples) == 8 and all(0 < len(e.negatives) <= 30 for e in examples)
     assert all(e.positive not in e.negatives for e in examples)
+    assert {e.source for e in examples} == {f"tiny train qrels, negatives by {tiny_llama.name}"}, "what the history names"
     # the first query's negatives are its top documents by the model itself, in order, its positive left out
     ds = BeirDataset(tiny_dataset)
     docs = list(ds.corpus())
@@ -29,7 +30,7 @@ def test_dense_negatives_encode_the_corpus_once(tiny_llama, tiny_dataset, tmp_pa
     corpus = BeirDataset(tiny_dataset).corpus()
     queries = {"a": "alpha beta", "b": "gamma"}
     first = pairs.dense_hits(str(tiny_llama), corpus, queries, 5, tmp_path / "cache", passage_max_length=32)
-    assert list(tmp_path.glob("cache/*.npy")), "the corpus vectors are kept"
+    assert [m.parent for m in tmp_path.glob("cache/*/manifest.json")], "the corpus vectors are kept as shards"
     sides = []
     real = Encoder.encode
     monkeypatch.setattr(Encoder, "encode", lambda self, texts, side="passage", progress=None:
