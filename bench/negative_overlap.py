@@ -17,9 +17,6 @@ import json
 import tempfile
 from pathlib import Path
 
-DEPTH = 30  # what `training_examples` mines
-
-
 def compare(dense: dict, bm25: dict, items) -> dict:
     shared, dense_first, bm25_first = [], 0, 0
     for qid, _, positives in items:
@@ -45,6 +42,7 @@ def main():
     args = ap.parse_args()
 
     from effir.compression import pairs
+    from effir.compression.pairs import NEGATIVES_DEPTH
     from effir.core.data import BeirDataset
 
     ds = BeirDataset(args.dataset)
@@ -56,8 +54,8 @@ def main():
     figures = {}
     for name, items in sources.items():
         queries = {qid: q for qid, q, _ in items}
-        dense = pairs.dense_hits(args.model, corpus, queries, DEPTH, cache, args.passage_max_length)
-        bm25 = pairs.bm25_hits(corpus, queries, DEPTH, work / name.replace(" ", "-"))
+        dense = pairs.dense_hits(args.model, corpus, queries, NEGATIVES_DEPTH, cache, args.passage_max_length)
+        bm25 = pairs.bm25_hits(corpus, queries, NEGATIVES_DEPTH, work / name.replace(" ", "-"))
         figures[name] = compare(dense, bm25, items)
     print(json.dumps(figures, indent=2))
     if args.out:

@@ -17,6 +17,8 @@ from effir.core.errors import EffirError
 
 logger = logging.getLogger(__name__)
 
+NEGATIVES_DEPTH = 30  # hard negatives are drawn from each query's top this many hits that are not positives
+
 
 @dataclass
 class Example:
@@ -93,7 +95,8 @@ def bm25_hits(corpus: Corpus, queries: dict[str, str], k: int, work: Path) -> di
     return bm25_search(build_lucene_index(corpus, work / "bm25"), queries, k=k)
 
 
-def build_examples(items: list[tuple[str, str, set]], corpus: Corpus, work: Path, negatives_depth: int = 30,
+def build_examples(items: list[tuple[str, str, set]], corpus: Corpus, work: Path,
+                   negatives_depth: int = NEGATIVES_DEPTH,
                    title_body: bool = False, source: str = "", mine=None) -> list[Example]:
     """Attach positives' texts and hard negatives: the top `negatives_depth` hits minus positives, by `mine`
     (corpus, {qid: query}, k → {qid: [(docid, score)]}; BM25 over `work` unless given)."""

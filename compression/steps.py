@@ -97,7 +97,7 @@ def training_examples(dataset: str | None, split: str | None, title_body: list[s
 
     from effir.compression import pairs
 
-    negatives_depth = 30 if hard_negatives else 0
+    negatives_depth = pairs.NEGATIVES_DEPTH if hard_negatives else 0
     mine = functools.partial(pairs.dense_hits, negatives_by, cache=Path(work) / "dense-negatives",
                              passage_max_length=passage_max_length) if negatives_by else None
     mined_by = f", negatives by {Path(negatives_by).name}" if negatives_by and negatives_depth else ""  # for the history
