@@ -1,7 +1,11 @@
 """Hard negatives mined by a model's dense ranking (`--negatives-by`) instead of BM25."""
 
-import numpy as np
+import json
 
+import numpy as np
+from click.testing import CliRunner
+
+from effir.cli import main
 from effir.compression import pairs
 from effir.compression.steps import training_examples
 from effir.core.data import BeirDataset
@@ -39,3 +43,15 @@ def test_dense_negatives_encode_the_corpus_once(tiny_llama, tiny_dataset, tmp_pa
     assert sides == ["query"], "a second source over the same corpus encodes only its queries"
     assert [[d for d, _ in first[q]] for q in queries] == [[d for d, _ in again[q]] for q in queries]
     assert all(len(hits) == 5 for hits in first.values())
+
+
+def test_train_with_dense_negatives_records_the_miner_and_refuses_a_missing_one(tiny_llama, tiny_dataset, tmp_path):
+    common = ["compress", "train", "-m", str(tiny_llama), "--dataset", str(tiny_dataset), "--lora", "--lora-r", "4",
+              "--batch-size", "4", "--max-steps", "1", "--passage-max-length", "32"]
+    r = CliRunner().invoke(main, common + ["--negatives-by", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])
+    assert r.exit_code != 0 and "nowhere" in r.output
+    assert not (tmp_path / "x").exists(), "nothing written when the miner cannot be read"
+    r = CliRunner().invoke(main, common + ["--negatives-by", str(tiny_llama), "--out", str(tmp_path / "ft")])
+    assert r.exit_code == 0, r.output
+    history = json.loads((tmp_path / "ft" / "effir.json").read_text())["history"]
+    assert history[-1]["data"] == {f"tiny train qrels, negatives by {tiny_llama.name}": 8}
