@@ -1,8 +1,8 @@
 """How different are a model's dense hard negatives from BM25's? Per training query, the two top-30 lists minus positives.
 
 Builds the training queries as `effir compress train` does (a qrels split and label-free title → body pairs), mines
-each query's top 30 by BM25 and by MODEL's dense ranking (`--negatives-by`; the corpus vectors come from its cache
-when a training run has made them), and prints per source: how many of the dense negatives BM25's top 30 holds too,
+each query's top 30 by BM25 and by MODEL's dense ranking (`--negatives-by`; the corpus's embedding shards are
+reused from `--cache` when a training run has made them there), and prints per source: how many of the dense negatives BM25's top 30 holds too,
 and how often each ranks a positive first (the training queries the model already answers).
 
     .venv/bin/python bench/negative_overlap.py --model runs/llm/rebuilt/smollm2-ft-3k \
@@ -16,6 +16,7 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+
 
 def compare(dense: dict, bm25: dict, items) -> dict:
     shared, dense_first, bm25_first = [], 0, 0
