@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from effir.compression.folder import save_model_folder
-from effir.compression.slim import CHANNELS_FILE, load_channels
+from effir.compression.slim import CHANNELS_FILE, apply_channels, load_channels
 from effir.compression.train import ADAPTER_DIR
 from effir.core.errors import EffirError
 from effir.core.files import atomic_path, sha256_file, write_json
@@ -93,12 +93,18 @@ def _artefact_checksum(manifest: dict) -> str:
     return hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()
 
 
-def _rebuilt(folder: Path, manifest: dict):
-    """The system in `folder` (files already verified), assembled on its base after the base's checksum is checked."""
+def _checked_base(folder: Path, manifest: dict):
+    """(spec, network, tokenizer) of the base the system in `folder` was made from, after its checksum is checked."""
     base_spec, net, tok, checksum = _base_model(manifest["base"])
     if checksum != manifest["base_sha256"]:
         raise ArtefactError(f"{base_spec.path}: base model `{manifest['base']}` has other weights than the ones "
                             f"{folder / MANIFEST} was made from (sha256 mismatch)")
+    return base_spec, net, tok
+
+
+def _rebuilt(folder: Path, manifest: dict):
+    """The system in `folder` (files already verified), assembled on its base after the base's checksum is checked."""
+    base_spec, net, tok = _checked_base(folder, manifest)
     net = _assemble(folder, manifest, net)
     return ModelSpec(**{**base_spec.__dict__, **manifest["encoding"]}), net, tok
 
@@ -107,10 +113,7 @@ def _assemble(folder: Path, manifest: dict, net: torch.nn.Module) -> torch.nn.Mo
     """base → dropped sublayers → kept channels with folded scales → merged LoRA adapter."""
     architecture.apply_structure(net, dropped_mlp=manifest["dropped_mlp"], dropped_attn=manifest["dropped_attn"])
     if (folder / CHANNELS_FILE).exists():
-        for i, (keep, scale) in load_channels(folder / CHANNELS_FILE).items():
-            full = torch.zeros(architecture.mlp_width(architecture.layers(net)[i]))
-            full[keep] = scale
-            architecture.keep_mlp_channels(net, i, keep, scale=full)
+        apply_channels(net, load_channels(folder / CHANNELS_FILE))
     if (folder / ADAPTER_DIR).exists():
         from peft import PeftModel
 
@@ -139,6 +142,20 @@ def verify(folder: str | Path) -> dict:
     if extra:
         raise ArtefactError(f"{folder}: files not in its manifest: {sorted(extra)}")
     return manifest
+
+
+def width_cut(folder: str | Path, model: torch.nn.Module) -> tuple[dict, dict]:
+    """(manifest, kept channels with their folded scales) of the slimmed system in `folder`, after checking that
+    `model` has the weights of the base it was cut from: to train exactly that cut again (another seed or rank),
+    which gate training on another machine reproduces only up to float rounding."""
+    folder = Path(folder)
+    manifest = verify(folder)
+    if not (folder / CHANNELS_FILE).exists():
+        raise ArtefactError(f"{folder}: no {CHANNELS_FILE}; that system's MLPs were not slimmed")
+    _, base_net, _ = _checked_base(folder, manifest)
+    if weights_checksum(base_net) != weights_checksum(model):
+        raise ArtefactError(f"{folder} was cut from `{manifest['base']}`; the model to cut has other weights")
+    return manifest, load_channels(folder / CHANNELS_FILE)
 
 
 def rebuild(folder: str | Path, out: str | Path) -> ModelSpec:

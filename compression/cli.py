@@ -157,11 +157,14 @@ def plan_cmd(model, dataset, drop_fraction, reduction, target_speedup, importanc
 @click.option("--slim-seed", type=int, default=None,
               help="the gate training's seed (default --seed): another --seed then repeats the last training only")
 @slim_by_option
+@click.option("--channels-from", type=click.Path(exists=True), default=None,
+              help="a committed system (models/<system>) cut from this model by the same plan: train its kept "
+                   "channels again instead of choosing the width (--slim-by), e.g. another --seed or --lora-r")
 @train_options
 @distill_options
 def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, importance, slim_steps, slim_lr, slim_loss,
-              slim_seed, slim_by, split, title_body, title_body_limit, passage_max_length, pooling, work, negatives_by,
-              distill_from, distill_weight, contrastive_weight, distill_loss, **kw):
+              slim_seed, slim_by, channels_from, split, title_body, title_body_limit, passage_max_length, pooling, work,
+              negatives_by, distill_from, distill_weight, contrastive_weight, distill_loss, **kw):
     """The EffiR recipe: analyze → plan → drop → slim → train, every intermediate folder kept; with
     --distill-from, the last training also imitates that teacher (e.g. the trained model the cut was made from)."""
     from effir.compression.steps import effir_recipe, gate_training_config
@@ -174,7 +177,7 @@ def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, imp
     steps = effir_recipe(model, dataset, out, drop_fraction, reduction, split, title_body, title_body_limit, cfg,
                          slim_cfg, passage_max_length=passage_max_length, target_speedup=target_speedup,
                          importance=importance, pooling=pooling, teacher=distill_from, slim_by=slim_by,
-                         negatives_by=negatives_by)
+                         negatives_by=negatives_by, channels_from=channels_from)
     for name, path in steps.items():
         click.echo(f"{name:>12}: {path}")
 

@@ -96,6 +96,14 @@ def load_channels(path) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     return {i: (state[f"{i}.keep"], state[f"{i}.scale"]) for i in layers}
 
 
+def apply_channels(model: nn.Module, channels: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Cut each MLP of `model` to its kept channels with their folded scales (`load_channels`' form)."""
+    for i, (keep, scale) in channels.items():
+        full = torch.zeros(architecture.mlp_width(architecture.layers(model)[i]))
+        full[keep] = scale
+        architecture.keep_mlp_channels(model, i, keep, scale=full)
+
+
 def activation_keep_sets(channel_scores: list, keep_fraction: float, min_channels: int = 8) -> dict[int, torch.Tensor]:
     """The cheap alternative to gate training: in each remaining MLP keep the top `keep_fraction` of channels by
     their activation-weighted norm a_c = ‖u_c‖·‖W_down[:, c]‖ (`importance.sublayer_importance`'s "mlp_channels",

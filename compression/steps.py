@@ -194,6 +194,22 @@ def _save_width_cut(spec, net, tok, out, channels: dict, **step):
     return save_model_folder(net, tok, spec, out, files=files, history=hist), widths
 
 
+def slim_as(model: str, out: str | Path, artefact: str | Path, channels: dict, reduction: float, device: str = "cpu"):
+    """`model`, the dropped model a committed system was cut from, cut to that system's kept channels and folded
+    scales (`artefact.width_cut`): the same cut, to be trained again. `reduction`: the plan's, which the cut's
+    removed share must match up to each layer's rounding."""
+    from effir.compression.slim import apply_channels
+
+    spec, net, tok = load(model, device)
+    full = sum(architecture.mlp_width(architecture.layers(net)[i]) for i in channels)
+    removed = 1 - sum(keep.numel() for keep, _ in channels.values()) / full
+    if abs(removed - reduction) > 0.01:
+        raise EffirError(f"{artefact}: its cut removes {removed:.1%} of the MLP width, this plan {reduction:.1%}")
+    apply_channels(net, channels)
+    return _save_width_cut(spec, net, tok, out, channels, reduction=reduction, by="channels-from",
+                           artefact=str(artefact))
+
+
 def slim_by_activation(model: str, out: str | Path, texts: list[str], reduction: float, device: str = "cpu",
                        pooling: str | None = None):
     """Cut the MLPs to (1 − reduction) of their width by activation-weighted channel norms on `texts`, measured on
@@ -270,7 +286,7 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
                  cfg: TrainConfig | None = None, slim_cfg: TrainConfig | None = None, calibration: int = 256,
                  passage_max_length: int | None = None, device: str = "cpu", target_speedup: float | None = None,
                  importance: str | None = None, pooling: str | None = None, teacher: str | None = None,
-                 slim_by: str = "gate", negatives_by: str | None = None) -> dict:
+                 slim_by: str = "gate", negatives_by: str | None = None, channels_from: str | None = None) -> dict:
     """analyze → plan → drop → slim → train (the paper's order); every intermediate folder is kept under `out`.
 
     The cut is `drop_fraction` of the MLP sublayers and `reduction` of the remaining width, or, with
@@ -279,9 +295,12 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
     training also distils from it (`cfg.distill_weight`, `cfg.contrastive_weight`). `slim_by`: "gate" (the paper's
     self-slimming), "activation" (`slim_by_activation`, on the calibration texts) or "gate-activation" (gates
     trained, then the cut by gated activation norms on the calibration texts: `slim`). `negatives_by`: the
-    hard negatives of every training come from this model's dense ranking instead of BM25."""
+    hard negatives of every training come from this model's dense ranking instead of BM25. `channels_from`: a
+    committed system cut from `model` by the same plan; its kept channels replace the width step (`slim_as`)."""
     out = Path(out)
     cfg = cfg or TrainConfig()
+    if channels_from:  # checked first: a wrong artefact stops before any folder is written
+        cut = _committed_cut(model, channels_from, device)
     slim_cfg = slim_cfg or gate_training_config(cfg)
     if importance:
         scores = json.loads(Path(importance).read_text())
@@ -291,6 +310,8 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
         scores = analyze(model, out / "0-analyze", calibration_texts(dataset=dataset, n=calibration), device=device)
     n_drop = int(round(drop_fraction * sum(s is not None for s in scores["mlp"])))
     chosen = plan_cut(model, scores, target_speedup, n_drop, reduction, dataset)
+    if channels_from:
+        _check_same_plan(channels_from, cut[0], chosen)
     write_json(out / "plan.json", chosen.to_json())
     examples = training_examples(dataset, split, list(title_body), title_body_limit, out / "data",
                                  hard_negatives=cfg.negatives > 0, negatives_by=negatives_by,
@@ -305,7 +326,12 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
         drop(model, out / "1-drop", scores, mlp_layers=chosen.dropped_mlp, device=device, pooling=pooling)
     if chosen.reduction:
         steps["slim"] = str(out / "2-slim")
-        if not (out / "2-slim" / "effir.json").exists():
+        made = (out / "2-slim" / "effir.json").exists()
+        if channels_from and made:
+            _check_same_channels(out / "2-slim", channels_from, cut[1])
+        elif channels_from:
+            slim_as(steps["drop"], out / "2-slim", channels_from, cut[1], chosen.reduction, device=device)
+        elif not made:
             texts = calibration_texts(dataset=dataset, n=calibration) if slim_by != "gate" else []
             if slim_by == "activation":
                 slim_by_activation(steps["drop"], out / "2-slim", texts, chosen.reduction, device=device)
@@ -318,7 +344,41 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
         finetune(steps.get("slim", steps["drop"]), out / "3-final", examples, cfg, out / "work-3", teacher=teacher,
                  passage_max_length=passage_max_length, device=device)
     write_json(out / "recipe.json", {"model": model, "dataset": dataset, "plan": chosen.to_json(), "steps": steps,
-                                      "train": asdict(cfg), "slim_by": slim_by if chosen.reduction else None,
-                                      "slim": asdict(slim_cfg) if chosen.reduction and slim_by != "activation" else None,
-                                      "teacher": teacher, "negatives_by": negatives_by})
+                                      "train": asdict(cfg),
+                                      "slim_by": ("channels-from" if channels_from else slim_by) if chosen.reduction
+                                      else None,
+                                      "slim": asdict(slim_cfg) if chosen.reduction and slim_by != "activation"
+                                      and not channels_from else None,
+                                      "teacher": teacher, "negatives_by": negatives_by, "channels_from": channels_from})
     return steps
+
+
+def _committed_cut(model: str, artefact: str, device: str) -> tuple[dict, dict]:
+    from effir.compression.artefact import width_cut
+
+    _, net, _ = load(model, device)
+    return width_cut(artefact, net.cpu())
+
+
+def _check_same_channels(folder: Path, artefact: str, channels: dict) -> None:
+    """A rerun resumes from its width step only if that step holds the committed channels."""
+    import torch
+
+    from effir.compression.slim import load_channels
+
+    made = load_channels(folder / CHANNELS_FILE) if (folder / CHANNELS_FILE).exists() else {}
+    same = made.keys() == channels.keys() and all(
+        torch.equal(made[i][0], keep) and torch.equal(made[i][1], scale) for i, (keep, scale) in channels.items())
+    if not same:
+        raise EffirError(f"{folder}: its kept channels are not {artefact}'s: remove {folder.parent} or choose another "
+                         f"--out")
+
+
+def _check_same_plan(artefact: str, manifest: dict, plan) -> None:
+    """The committed cut must drop what this plan drops (its width is checked against the plan's in `slim_as`)."""
+    if not plan.reduction:
+        raise EffirError(f"{artefact}: this plan cuts no MLP width, so there is nothing to take its channels for")
+    if sorted(manifest["dropped_mlp"]) != plan.dropped_mlp or manifest["dropped_attn"]:
+        raise EffirError(f"{artefact}: drops MLPs {sorted(manifest['dropped_mlp'])} (attention "
+                         f"{manifest['dropped_attn']}), but this plan drops MLPs {plan.dropped_mlp}: another "
+                         f"importance or target? its channels fit only its own cut")

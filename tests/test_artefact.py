@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from effir.cli import main
@@ -167,3 +169,42 @@ def test_a_system_cut_from_a_trained_parent_artefact(tmp_path, tiny_llama):
         from effir.compression.artefact import export
 
         export(child.path, str(out), tmp_path / "models" / "grandchild", ["d0"], ["text"])
+
+
+def test_a_committed_cut_trained_again_keeps_its_channels(tmp_path, trained, tiny_llama):
+    """--channels-from: another training of a committed system's cut (here another seed) starts from exactly its kept
+    channels and scales, not from gates trained again; a model with other weights, or a plan that drops other MLPs,
+    is refused before anything is written."""
+    from effir.compression.slim import CHANNELS_FILE, load_channels
+    from effir.compression.steps import effir_recipe
+    from effir.compression.train import TrainConfig
+    from effir.core.errors import EffirError
+
+    artefact = _export(tmp_path, trained, tiny_llama)
+    folder, data = trained
+    importance = str(Path(folder).parent / "0-analyze" / "importance.json")
+    cfg = TrainConfig(batch_size=4, max_steps=1, lr=1e-2, lora=True, lora_r=4, negatives=0, seed=1)
+    again = dict(drop_fraction=0.5, reduction=0.3, importance=importance, channels_from=str(artefact))
+    steps = effir_recipe(str(tiny_llama), str(data), tmp_path / "again", cfg=cfg, **again)
+    committed = load_channels(artefact / CHANNELS_FILE)
+    for stage in ("slim", "final"):
+        made = load_channels(Path(steps[stage]) / CHANNELS_FILE)
+        assert made.keys() == committed.keys()
+        for i, (keep, scale) in committed.items():
+            assert torch.equal(made[i][0], keep) and torch.equal(made[i][1], scale)
+    slim_step = json.loads((tmp_path / "again" / "2-slim" / "effir.json").read_text())["history"][-1]
+    assert slim_step["by"] == "channels-from" and slim_step["artefact"] == str(artefact)
+    assert json.loads((tmp_path / "again" / "recipe.json").read_text())["slim_by"] == "channels-from"
+    # rerun: resumes, having checked the width step holds those channels
+    effir_recipe(str(tiny_llama), str(data), tmp_path / "again", cfg=cfg, **again)
+
+    with pytest.raises(ArtefactError, match="the model to cut has other weights"):
+        effir_recipe(folder, str(data), tmp_path / "other-model", cfg=cfg, **again)
+    scores = json.loads(Path(importance).read_text())
+    dropped = json.loads((artefact / MANIFEST).read_text())["dropped_mlp"]
+    other = {**scores, "mlp": [1.0 if i in dropped else 0.0 for i in range(len(scores["mlp"]))]}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(EffirError, match=r"drops MLPs \["):
+        effir_recipe(str(tiny_llama), str(data), tmp_path / "other-plan", cfg=cfg,
+                     **{**again, "importance": str(tmp_path / "other.json")})
+    assert not (tmp_path / "other-model").exists() and not (tmp_path / "other-plan").exists()
