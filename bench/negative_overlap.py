@@ -2,8 +2,9 @@
 
 Builds the training queries as `effir compress train` does (a qrels split and label-free title → body pairs), mines
 each query's top 30 by BM25 and by MODEL's dense ranking (`--negatives-by`; the corpus's embedding shards are
-reused from `--cache` when a training run has made them there), and prints per source: how many of the dense negatives BM25's top 30 holds too,
-and how often each ranks a positive first (the training queries the model already answers).
+reused from `--cache` when a training run has made them there), and prints per source: how many of the dense
+negatives BM25's top 30 holds too, and how often each ranks a positive first (the training queries the model already
+answers).
 
     .venv/bin/python bench/negative_overlap.py --model runs/llm/rebuilt/smollm2-ft-3k \
       --dataset ../shared/data/beir/scifact --title-body-limit 700 --passage-max-length 128 \

@@ -173,6 +173,12 @@ def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, imp
                             distill_weight, contrastive_weight, distill_loss)
     if slim_loss == "distill" and not distill_from:
         raise click.UsageError("--slim-loss distill needs --distill-from: the gates learn to imitate that teacher")
+    ctx = click.get_current_context()
+    chosen_width = [f"--{n.replace('_', '-')}" for n in ("slim_by", "slim_steps", "slim_lr", "slim_loss", "slim_seed")
+                    if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+    if channels_from and chosen_width:
+        raise click.UsageError(f"--channels-from takes the width cut from {channels_from}; {', '.join(chosen_width)} "
+                               f"would choose it")
     slim_cfg = gate_training_config(cfg, slim_lr, slim_steps, slim_loss, slim_seed)
     steps = effir_recipe(model, dataset, out, drop_fraction, reduction, split, title_body, title_body_limit, cfg,
                          slim_cfg, passage_max_length=passage_max_length, target_speedup=target_speedup,

@@ -196,15 +196,10 @@ def _save_width_cut(spec, net, tok, out, channels: dict, **step):
 
 def slim_as(model: str, out: str | Path, artefact: str | Path, channels: dict, reduction: float, device: str = "cpu"):
     """`model`, the dropped model a committed system was cut from, cut to that system's kept channels and folded
-    scales (`artefact.width_cut`): the same cut, to be trained again. `reduction`: the plan's, which the cut's
-    removed share must match up to each layer's rounding."""
+    scales (`artefact.width_cut`): the same cut, to be trained again (`reduction`: the plan's, for the history)."""
     from effir.compression.slim import apply_channels
 
     spec, net, tok = load(model, device)
-    full = sum(architecture.mlp_width(architecture.layers(net)[i]) for i in channels)
-    removed = 1 - sum(keep.numel() for keep, _ in channels.values()) / full
-    if abs(removed - reduction) > 0.01:
-        raise EffirError(f"{artefact}: its cut removes {removed:.1%} of the MLP width, this plan {reduction:.1%}")
     apply_channels(net, channels)
     return _save_width_cut(spec, net, tok, out, channels, reduction=reduction, by="channels-from",
                            artefact=str(artefact))
@@ -300,7 +295,7 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
     out = Path(out)
     cfg = cfg or TrainConfig()
     if channels_from:  # checked first: a wrong artefact stops before any folder is written
-        cut = _committed_cut(model, channels_from, device)
+        cut = _committed_cut(model, channels_from)
     slim_cfg = slim_cfg or gate_training_config(cfg)
     if importance:
         scores = json.loads(Path(importance).read_text())
@@ -311,7 +306,7 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
     n_drop = int(round(drop_fraction * sum(s is not None for s in scores["mlp"])))
     chosen = plan_cut(model, scores, target_speedup, n_drop, reduction, dataset)
     if channels_from:
-        _check_same_plan(channels_from, cut[0], chosen)
+        _check_same_plan(channels_from, cut, chosen)
     write_json(out / "plan.json", chosen.to_json())
     examples = training_examples(dataset, split, list(title_body), title_body_limit, out / "data",
                                  hard_negatives=cfg.negatives > 0, negatives_by=negatives_by,
@@ -343,21 +338,24 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
     if not (out / "3-final" / "effir.json").exists():
         finetune(steps.get("slim", steps["drop"]), out / "3-final", examples, cfg, out / "work-3", teacher=teacher,
                  passage_max_length=passage_max_length, device=device)
+    width_by = "channels-from" if channels_from else slim_by
     write_json(out / "recipe.json", {"model": model, "dataset": dataset, "plan": chosen.to_json(), "steps": steps,
-                                      "train": asdict(cfg),
-                                      "slim_by": ("channels-from" if channels_from else slim_by) if chosen.reduction
-                                      else None,
-                                      "slim": asdict(slim_cfg) if chosen.reduction and slim_by != "activation"
-                                      and not channels_from else None,
+                                      "train": asdict(cfg), "slim_by": width_by if chosen.reduction else None,
+                                      "slim": asdict(slim_cfg) if chosen.reduction
+                                      and width_by in ("gate", "gate-activation") else None,
                                       "teacher": teacher, "negatives_by": negatives_by, "channels_from": channels_from})
     return steps
 
 
-def _committed_cut(model: str, artefact: str, device: str) -> tuple[dict, dict]:
+def _committed_cut(model: str, artefact: str) -> tuple[dict, dict, float]:
+    """(manifest, kept channels, share of the kept MLPs' width removed) of the committed cut in `artefact`, after
+    `artefact.width_cut` has checked that `model` is its base."""
     from effir.compression.artefact import width_cut
 
-    _, net, _ = load(model, device)
-    return width_cut(artefact, net.cpu())
+    _, net, _ = load(model, "cpu")
+    manifest, channels = width_cut(artefact, net)
+    full = sum(architecture.mlp_width(architecture.layers(net)[i]) for i in channels)
+    return manifest, channels, 1 - sum(keep.numel() for keep, _ in channels.values()) / full
 
 
 def _check_same_channels(folder: Path, artefact: str, channels: dict) -> None:
@@ -374,11 +372,14 @@ def _check_same_channels(folder: Path, artefact: str, channels: dict) -> None:
                          f"--out")
 
 
-def _check_same_plan(artefact: str, manifest: dict, plan) -> None:
-    """The committed cut must drop what this plan drops (its width is checked against the plan's in `slim_as`)."""
+def _check_same_plan(artefact: str, cut: tuple, plan) -> None:
+    """The committed cut must be this plan's: the same dropped MLPs and, up to each layer's rounding, the same width."""
+    manifest, _, removed = cut
     if not plan.reduction:
         raise EffirError(f"{artefact}: this plan cuts no MLP width, so there is nothing to take its channels for")
     if sorted(manifest["dropped_mlp"]) != plan.dropped_mlp or manifest["dropped_attn"]:
         raise EffirError(f"{artefact}: drops MLPs {sorted(manifest['dropped_mlp'])} (attention "
                          f"{manifest['dropped_attn']}), but this plan drops MLPs {plan.dropped_mlp}: another "
                          f"importance or target? its channels fit only its own cut")
+    if abs(removed - plan.reduction) > 0.01:
+        raise EffirError(f"{artefact}: its cut removes {removed:.1%} of the MLP width, this plan {plan.reduction:.1%}")

@@ -207,4 +207,10 @@ def test_a_committed_cut_trained_again_keeps_its_channels(tmp_path, trained, tin
     with pytest.raises(EffirError, match=r"drops MLPs \["):
         effir_recipe(str(tiny_llama), str(data), tmp_path / "other-plan", cfg=cfg,
                      **{**again, "importance": str(tmp_path / "other.json")})
-    assert not (tmp_path / "other-model").exists() and not (tmp_path / "other-plan").exists()
+    with pytest.raises(EffirError, match="of the MLP width, this plan"):
+        effir_recipe(str(tiny_llama), str(data), tmp_path / "other-width", cfg=cfg, **{**again, "reduction": 0.1})
+    assert not any((tmp_path / d).exists() for d in ("other-model", "other-plan", "other-width"))
+    # the CLI refuses a width choice beside it rather than ignoring it
+    r = CliRunner().invoke(main, ["compress", "effir", "-m", str(tiny_llama), "--dataset", str(data), "--out",
+                                  str(tmp_path / "cli"), "--channels-from", str(artefact), "--slim-steps", "3"])
+    assert r.exit_code != 0 and "--slim-steps would choose it" in r.output and not (tmp_path / "cli").exists()
