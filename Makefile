@@ -136,7 +136,8 @@ LLM_SYSTEMS := smollm2-ft smollm2-effir-d8 smollm2-effir-d8-drift smollm2-effir-
                smollm2-effir-2x-gact-distilled-3k-s1 \
                smollm2-effir-2x-gact-infonce-3k smollm2-effir-d12-gact-mixed-3k smollm2-effir-2x-gact-mixed-3k-s2 \
                smollm2-effir-2x-gact-mixed-3k-dense-neg smollm2-effir-2x-gact-mixed-3k-r32 \
-               smollm2-effir-2x-gact-mixed-3k-r48 smollm2-effir-2x-gact-mixed-3k-r32-s1
+               smollm2-effir-2x-gact-mixed-3k-r48 smollm2-effir-2x-gact-mixed-3k-r32-s1 \
+               smollm2-effir-2x-gact-mixed-3k-r48-s1 smollm2-effir-2x-gact-mixed-3k-r64
 
 TRAIN_smollm2-ft          = $(BIN)/effir compress train -m $(LLM_BASE) $(LLM_TRAIN) --out $(LLM)/smollm2-ft
 TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
@@ -327,6 +328,18 @@ $(call cut_from,smollm2-effir-2x-gact-mixed-3k-r48,models/smollm2-ft-3k,$(LLM_FT
 TRAIN_smollm2-effir-2x-gact-mixed-3k-r48 = $(LLM_MIXED_3K) --lora-r 48 --lora-alpha 96 $(LLM_MIXED_CUT) \
   --out $(LLM)/smollm2-effir-2x-gact-mixed-3k-r48
 TRAINED_smollm2-effir-2x-gact-mixed-3k-r48 = $(LLM)/smollm2-effir-2x-gact-mixed-3k-r48/3-final
+# rank 48 again with the training seed 1 (another batch order and LoRA start; the same cut): whether rank 48's gain
+# over rank 32 is larger than what the seed moves
+$(call cut_from,smollm2-effir-2x-gact-mixed-3k-r48-s1,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
+TRAIN_smollm2-effir-2x-gact-mixed-3k-r48-s1 = $(LLM_MIXED_3K) --lora-r 48 --lora-alpha 96 --seed 1 $(LLM_MIXED_CUT) \
+  --out $(LLM)/smollm2-effir-2x-gact-mixed-3k-r48-s1
+TRAINED_smollm2-effir-2x-gact-mixed-3k-r48-s1 = $(LLM)/smollm2-effir-2x-gact-mixed-3k-r48-s1/3-final
+# LoRA rank 64 (alpha 128, the same scale; a 23 MB fp16 adapter, committed in two shards) and seed 0: whether the
+# gain from rank goes on past 48
+$(call cut_from,smollm2-effir-2x-gact-mixed-3k-r64,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
+TRAIN_smollm2-effir-2x-gact-mixed-3k-r64 = $(LLM_MIXED_3K) --lora-r 64 --lora-alpha 128 $(LLM_MIXED_CUT) \
+  --out $(LLM)/smollm2-effir-2x-gact-mixed-3k-r64
+TRAINED_smollm2-effir-2x-gact-mixed-3k-r64 = $(LLM)/smollm2-effir-2x-gact-mixed-3k-r64/3-final
 
 $(LLM_COSINE): | install
 	$(BIN)/effir compress analyze -m $(LLM_BASE) --dataset $(DATA)/scifact --out $(LLM)/importance

@@ -3,7 +3,9 @@
     manifest.json          base model (registry name) and the checksum of its weights, the cut (dropped MLP
                            sublayers, MLP widths), encoding settings, the command that made it, a training summary,
                            figures, and the sha256 of every other file
-    adapter/               the LoRA adapter in fp16 (adapter_model.safetensors, adapter_config.json)
+    adapter/               the LoRA adapter in fp16 (adapter_config.json, adapter_model.safetensors; an adapter
+                           over ADAPTER_SHARD_BYTES is split by tensor into adapter_model-00001-of-0000N.safetensors,
+                           so that every committed file stays under 20 MB)
     channels.safetensors   kept channel indices and folded scales of every slimmed MLP (slimmed systems only)
     probe.safetensors      embeddings of fixed probe documents by the rebuilt model, with their ids in the manifest
 
@@ -56,15 +58,67 @@ def weights_checksum(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _fp16_adapter(src: Path, dst: Path, base: str) -> None:
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_SHARD_BYTES = 18_000_000  # of tensor data a file: under the 20 MB a committed file may take
+
+
+def _shards(state: dict[str, torch.Tensor], limit: int) -> list[dict[str, torch.Tensor]]:
+    """The tensors in name order, cut into consecutive groups of at most `limit` bytes (one tensor may exceed it)."""
+    groups, size = [{}], 0
+    for name in sorted(state):
+        nbytes = state[name].numel() * state[name].element_size()
+        if groups[-1] and size + nbytes > limit:
+            groups, size = groups + [{}], 0
+        groups[-1][name], size = state[name], size + nbytes
+    return groups
+
+
+def _shard_name(i: int, n: int) -> str:
+    return f"adapter_model-{i:05d}-of-{n:05d}.safetensors"
+
+
+def _fp16_adapter(src: Path, dst: Path, base: str, shard_bytes: int = ADAPTER_SHARD_BYTES) -> None:
     from safetensors.torch import load_file, save_file
 
     dst.mkdir(parents=True)
-    state = {k: v.to(torch.float16).contiguous() for k, v in load_file(str(src / "adapter_model.safetensors")).items()}
-    save_file(state, str(dst / "adapter_model.safetensors"))
+    state = {k: v.to(torch.float16).contiguous() for k, v in load_file(str(src / ADAPTER_WEIGHTS)).items()}
+    shards = _shards(state, shard_bytes)
+    for i, shard in enumerate(shards, 1):
+        save_file(shard, str(dst / (ADAPTER_WEIGHTS if len(shards) == 1 else _shard_name(i, len(shards)))))
     config = json.loads((src / "adapter_config.json").read_text())
     config["base_model_name_or_path"] = base  # not the trainer's local path
     (dst / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def _adapter_state(adapter: Path) -> dict[str, torch.Tensor]:
+    """The adapter's tensors, from its one weights file or joined from all of its shards."""
+    from safetensors.torch import load_file
+
+    if (adapter / ADAPTER_WEIGHTS).exists():
+        return load_file(str(adapter / ADAPTER_WEIGHTS))
+    shards = sorted(adapter.glob("adapter_model-*-of-*.safetensors"))
+    expected = [_shard_name(i, len(shards)) for i in range(1, len(shards) + 1)]
+    if not shards or [f.name for f in shards] != expected:
+        raise ArtefactError(f"{adapter}: expected the adapter's weights as {ADAPTER_WEIGHTS} or as the shards "
+                            f"{expected or ['adapter_model-00001-of-0000N.safetensors']}; found "
+                            f"{[f.name for f in shards]}")
+    state = {}
+    for shard in shards:
+        state.update(load_file(str(shard)))
+    return state
+
+
+def _merge_adapter(net: torch.nn.Module, adapter: Path) -> torch.nn.Module:
+    """`net` with the LoRA adapter in `adapter` merged into its weights; every adapter tensor must find its place."""
+    from peft import LoraConfig, PeftModel, set_peft_model_state_dict
+
+    peft_model = PeftModel(net, LoraConfig.from_pretrained(str(adapter)))
+    loaded = set_peft_model_state_dict(peft_model, _adapter_state(adapter))
+    missing = [k for k in loaded.missing_keys if "lora_" in k]
+    if loaded.unexpected_keys or missing:
+        raise ArtefactError(f"{adapter}: the adapter does not fit the model: unexpected "
+                            f"{loaded.unexpected_keys[:3]}, missing {missing[:3]}")
+    return peft_model.merge_and_unload()
 
 
 def _files(folder: Path) -> dict[str, str]:
@@ -115,9 +169,7 @@ def _assemble(folder: Path, manifest: dict, net: torch.nn.Module) -> torch.nn.Mo
     if (folder / CHANNELS_FILE).exists():
         apply_channels(net, load_channels(folder / CHANNELS_FILE))
     if (folder / ADAPTER_DIR).exists():
-        from peft import PeftModel
-
-        net = PeftModel.from_pretrained(net, str(folder / ADAPTER_DIR)).merge_and_unload()
+        net = _merge_adapter(net, folder / ADAPTER_DIR)
     return net.eval()
 
 
@@ -169,7 +221,7 @@ def rebuild(folder: str | Path, out: str | Path) -> ModelSpec:
 
 def export(trained: str | Path, base: str, out: str | Path, probe_ids: list[str], probe_texts: list[str],
            command: str = "", figures: dict | None = None, adapter: str | Path | None = None,
-           tolerance: float = 1e-3) -> dict:
+           tolerance: float = 1e-3, shard_bytes: int = ADAPTER_SHARD_BYTES) -> dict:
     """Write `out` from a trained folder: the pieces above, checked by rebuilding and re-encoding the probe texts
     (max |rebuilt − trained| ≤ `tolerance`, the cost of an fp16 adapter)."""
     trained_spec = resolve(str(trained))
@@ -191,7 +243,7 @@ def export(trained: str | Path, base: str, out: str | Path, probe_ids: list[str]
     reference = _encode_probe(trained_spec, trained_net, trained_tok, probe_texts)
     with atomic_path(out) as tmp:
         tmp.mkdir()
-        _fp16_adapter(adapter, tmp / ADAPTER_DIR, base)
+        _fp16_adapter(adapter, tmp / ADAPTER_DIR, base, shard_bytes)
         if (trained_dir / CHANNELS_FILE).exists():
             shutil.copyfile(trained_dir / CHANNELS_FILE, tmp / CHANNELS_FILE)
         rebuilt = _assemble(tmp, manifest, base_net)

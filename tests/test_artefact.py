@@ -69,6 +69,36 @@ def test_export_rebuild_reproduces_the_trained_model(tmp_path, trained, tiny_lla
     assert not np.allclose(original, Encoder(resolve(str(tiny_llama)), device="cpu").encode(TEXTS)[0], atol=1e-3)
 
 
+def test_an_adapter_over_the_file_limit_is_split_and_joined_on_rebuild(tmp_path, trained, tiny_llama):
+    """An adapter larger than the 20 MB a committed file may take is split into shards under that; the rebuild joins
+    them into exactly the model the one-file adapter gives."""
+    from safetensors.torch import load_file
+
+    from effir.compression.artefact import _adapter_state, export
+
+    whole = _export(tmp_path, trained, tiny_llama, name="whole")
+    limit = (whole / "adapter" / "adapter_model.safetensors").stat().st_size // 3
+    split = tmp_path / "models" / "split"
+    export(trained[0], str(tiny_llama), split, ["d0"], [TEXTS[0]], shard_bytes=limit)
+    shards = sorted((split / "adapter").glob("adapter_model-*.safetensors"))
+    assert len(shards) >= 3 and not (split / "adapter" / "adapter_model.safetensors").exists()
+    assert [f.name for f in shards][-1].endswith(f"-of-{len(shards):05d}.safetensors")
+    assert all(len(load_file(str(f))) for f in shards)
+    assert {f"adapter/{f.name}" for f in shards} <= set(verify(split)["files"])
+    one, joined = _adapter_state(whole / "adapter"), _adapter_state(split / "adapter")
+    assert one.keys() == joined.keys() and all(torch.equal(one[k], joined[k]) for k in one)
+    rebuild(whole, tmp_path / "r-whole")
+    rebuild(split, tmp_path / "r-split")
+    np.testing.assert_array_equal(Encoder(resolve(str(tmp_path / "r-whole")), device="cpu").encode(TEXTS)[0],
+                                  Encoder(resolve(str(tmp_path / "r-split")), device="cpu").encode(TEXTS)[0])
+    shards[1].rename(shards[1].with_name("adapter_model-00002-of-00099.safetensors"))
+    with pytest.raises(ArtefactError, match=r"split/adapter: expected the adapter's weights as .* found"):
+        _adapter_state(split / "adapter")
+    with pytest.raises(ArtefactError, match=r"adapter_model-00002-of-0000\d\.safetensors: missing"):
+        rebuild(split, tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
 def test_figures_recorded_only_from_a_model_rebuilt_from_the_artefact(tmp_path, trained, tiny_llama):
     out, data = _export(tmp_path, trained, tiny_llama), trained[1]
     rebuilt = tmp_path / "rebuilt"
