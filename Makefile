@@ -137,7 +137,7 @@ LLM_SYSTEMS := smollm2-ft smollm2-effir-d8 smollm2-effir-d8-drift smollm2-effir-
                smollm2-effir-2x-gact-infonce-3k smollm2-effir-d12-gact-mixed-3k smollm2-effir-2x-gact-mixed-3k-s2 \
                smollm2-effir-2x-gact-mixed-3k-dense-neg smollm2-effir-2x-gact-mixed-3k-r32 \
                smollm2-effir-2x-gact-mixed-3k-r48 smollm2-effir-2x-gact-mixed-3k-r32-s1 \
-               smollm2-effir-2x-gact-mixed-3k-r48-s1 smollm2-effir-2x-gact-mixed-3k-r64
+               smollm2-effir-2x-gact-mixed-3k-r48-s1 smollm2-effir-2x-gact-mixed-3k-r64 smollm2-ft-3k-mixed-r48
 
 TRAIN_smollm2-ft          = $(BIN)/effir compress train -m $(LLM_BASE) $(LLM_TRAIN) --out $(LLM)/smollm2-ft
 TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
@@ -146,35 +146,35 @@ TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
 TRAIN_smollm2-ft-3k       = $(BIN)/effir compress train -m $(LLM_BASE) $(call llm_train,2300) --out $(LLM)/smollm2-ft-3k
 TRAINED_smollm2-ft-3k     = $(LLM)/smollm2-ft-3k
 # a milder depth cut (8 of 30 MLPs: 1.23x document FLOPs), which still learns where the cosine d15 collapses
-IMPORTANCE_smollm2-effir-d8 = $(LLM_COSINE)
+NEEDS_smollm2-effir-d8 = $(LLM_COSINE)
 TRAIN_smollm2-effir-d8    = $(LLM_EFFIR) $(LLM_COSINE) --drop-fraction 0.267 --reduction 0 --out $(LLM)/smollm2-effir-d8
 TRAINED_smollm2-effir-d8  = $(LLM)/smollm2-effir-d8/3-final
 # the same depth cut chosen by the greedy output-drift order instead: cosine against drift at equal cost
-IMPORTANCE_smollm2-effir-d8-drift = $(LLM_DRIFT)
+NEEDS_smollm2-effir-d8-drift = $(LLM_DRIFT)
 TRAIN_smollm2-effir-d8-drift    = $(LLM_EFFIR) $(LLM_DRIFT) --drop-fraction 0.267 --reduction 0 --out $(LLM)/smollm2-effir-d8-drift
 TRAINED_smollm2-effir-d8-drift  = $(LLM)/smollm2-effir-d8-drift/3-final
-IMPORTANCE_smollm2-effir-d15 = $(LLM_DRIFT)
+NEEDS_smollm2-effir-d15 = $(LLM_DRIFT)
 TRAIN_smollm2-effir-d15   = $(LLM_EFFIR) $(LLM_DRIFT) --drop-fraction 0.5 --reduction 0 --out $(LLM)/smollm2-effir-d15
 TRAINED_smollm2-effir-d15 = $(LLM)/smollm2-effir-d15/3-final
-IMPORTANCE_smollm2-effir  = $(LLM_DRIFT)
+NEEDS_smollm2-effir  = $(LLM_DRIFT)
 TRAIN_smollm2-effir       = $(LLM_EFFIR) $(LLM_DRIFT) --drop-fraction 0.5 --reduction 0.3 $(LLM_GATES) --out $(LLM)/smollm2-effir
 TRAINED_smollm2-effir     = $(LLM)/smollm2-effir/3-final
 # the same cut with the width chosen without gate training (activation-weighted channel norms): in 40 gate steps
 # the L0 term hardly moves (expected kept share 0.993 → 0.987), so the gate cut removes channels still in use
-IMPORTANCE_smollm2-effir-act = $(LLM_DRIFT)
+NEEDS_smollm2-effir-act = $(LLM_DRIFT)
 TRAIN_smollm2-effir-act   = $(LLM_EFFIR) $(LLM_DRIFT) --drop-fraction 0.5 --reduction 0.3 --slim-by activation \
   --out $(LLM)/smollm2-effir-act
 TRAINED_smollm2-effir-act = $(LLM)/smollm2-effir-act/3-final
 # the gates trained as for smollm2-effir, then the cut by what each channel writes through its gate (ReLU(z_c)·a_c):
 # the gates' 30 % overlaps the activation cut's no more than chance (11,282 channels kept by both, 11,288 by chance)
-IMPORTANCE_smollm2-effir-gact = $(LLM_DRIFT)
+NEEDS_smollm2-effir-gact = $(LLM_DRIFT)
 TRAIN_smollm2-effir-gact  = $(LLM_EFFIR) $(LLM_DRIFT) --drop-fraction 0.5 --reduction 0.3 --slim-by gate-activation $(LLM_GATES) \
   --out $(LLM)/smollm2-effir-gact
 TRAINED_smollm2-effir-gact = $(LLM)/smollm2-effir-gact/3-final
-IMPORTANCE_smollm2-effir-2x = $(LLM_DRIFT)
+NEEDS_smollm2-effir-2x = $(LLM_DRIFT)
 TRAIN_smollm2-effir-2x    = $(LLM_EFFIR) $(LLM_DRIFT) --target-speedup 2.0 $(LLM_GATES) --out $(LLM)/smollm2-effir-2x
 TRAINED_smollm2-effir-2x  = $(LLM)/smollm2-effir-2x/3-final
-IMPORTANCE_smollm2-effir-2x-act = $(LLM_DRIFT)
+NEEDS_smollm2-effir-2x-act = $(LLM_DRIFT)
 TRAIN_smollm2-effir-2x-act = $(LLM_EFFIR) $(LLM_DRIFT) --target-speedup 2.0 --slim-by activation \
   --out $(LLM)/smollm2-effir-2x-act
 TRAINED_smollm2-effir-2x-act = $(LLM)/smollm2-effir-2x-act/3-final
@@ -183,7 +183,7 @@ TRAINED_smollm2-effir-2x-act = $(LLM)/smollm2-effir-2x-act/3-final
 # smollm2-ft's embeddings (1 − cos, no InfoNCE) with the same data and steps: what the cut loses of its trained parent
 LLM_FT_DRIFT := $(LLM)/importance-ft-drift/importance.json
 # $(call cut_from,SYSTEM,BASE,ORDER): SYSTEM is cut from the artefact BASE by its drift order ORDER (made first)
-cut_from = $(eval BASE_$(1) := $(2))$(eval IMPORTANCE_$(1) = $(3))
+cut_from = $(eval BASE_$(1) := $(2))$(eval NEEDS_$(1) = $(3))
 # $(call llm_distilled,PARENT,DRIFT[,TRAIN[,INFONCE]]): cut PARENT by its drift order DRIFT, then teach the cut to
 # imitate PARENT (with the shared settings TRAIN, $(LLM_TRAIN) unless given; InfoNCE beside it at weight INFONCE, 0 unless given)
 llm_distilled = $(BIN)/effir compress effir -m $(1) $(or $(3),$(LLM_TRAIN)) --importance $(2) --distill-from $(1) \
@@ -340,6 +340,14 @@ $(call cut_from,smollm2-effir-2x-gact-mixed-3k-r64,models/smollm2-ft-3k,$(LLM_FT
 TRAIN_smollm2-effir-2x-gact-mixed-3k-r64 = $(LLM_MIXED_3K) --lora-r 64 --lora-alpha 128 $(LLM_MIXED_CUT) \
   --out $(LLM)/smollm2-effir-2x-gact-mixed-3k-r64
 TRAINED_smollm2-effir-2x-gact-mixed-3k-r64 = $(LLM)/smollm2-effir-2x-gact-mixed-3k-r64/3-final
+# the control for the cuts above: smollm2-ft-3k itself given their last training (imitating smollm2-ft-3k plus InfoNCE
+# 0.5, the same data, steps and seed, LoRA rank 48), so that each cut is also compared with its uncut parent trained
+# the same way, not only with the parent before that training
+BASE_smollm2-ft-3k-mixed-r48 := models/smollm2-ft-3k
+NEEDS_smollm2-ft-3k-mixed-r48 = $(LLM_FT3K)/effir.json
+TRAIN_smollm2-ft-3k-mixed-r48 = $(BIN)/effir compress train -m $(LLM_FT3K) $(LLM_TRAIN) --distill-from $(LLM_FT3K) \
+  --contrastive-weight 0.5 --lora-r 48 --lora-alpha 96 --out $(LLM)/smollm2-ft-3k-mixed-r48
+TRAINED_smollm2-ft-3k-mixed-r48 = $(LLM)/smollm2-ft-3k-mixed-r48
 
 $(LLM_COSINE): | install
 	$(BIN)/effir compress analyze -m $(LLM_BASE) --dataset $(DATA)/scifact --out $(LLM)/importance
@@ -353,8 +361,9 @@ $(LLM_FT_DRIFT): $(LLM_FT)/effir.json
 $(LLM_FT3K_DRIFT): $(LLM_FT3K)/effir.json
 	$(BIN)/effir compress analyze -m $(LLM_FT3K) --dataset $(DATA)/scifact --drift-steps 15 --out $(LLM)/importance-ft-3k-drift
 
-# make train-llm SYSTEM=<name>: the training that made models/<name>/ (resumes from its checkpoints), then export
-train-llm: install $(IMPORTANCE_$(SYSTEM))
+# make train-llm SYSTEM=<name>: what it needs first (NEEDS_<name>: an importance order, a rebuilt parent), the
+# training that made models/<name>/ (resumes from its checkpoints), then export
+train-llm: install $(NEEDS_$(SYSTEM))
 	@test -n "$(TRAIN_$(SYSTEM))" || { echo "SYSTEM must be one of: $(LLM_SYSTEMS)"; exit 2; }
 	$(TRAIN_$(SYSTEM))
 	$(BIN)/effir compress export $(TRAINED_$(SYSTEM)) --base $(or $(BASE_$(SYSTEM)),$(LLM_BASE)) --dataset $(DATA)/scifact \
