@@ -344,7 +344,8 @@ TRAIN_smollm2-effir-2x-gact-mixed-3k-r64 = $(LLM_MIXED_3K) --lora-r 64 --lora-al
 TRAINED_smollm2-effir-2x-gact-mixed-3k-r64 = $(LLM)/smollm2-effir-2x-gact-mixed-3k-r64/3-final
 # the control for the cuts above: smollm2-ft-3k itself given their last training (imitating smollm2-ft-3k plus InfoNCE
 # 0.5, the same data, steps and seed, LoRA rank 48), so that each cut is also compared with its uncut parent trained
-# the same way, not only with the parent before that training
+# the same way, not only with the parent before that training: 0.6228 (+0.0438 over smollm2-ft-3k), of which the
+# rank-64 cut keeps 79.8 % and rank 48's two seeds 77.9 %
 BASE_smollm2-ft-3k-mixed-r48 := models/smollm2-ft-3k
 NEEDS_smollm2-ft-3k-mixed-r48 = $(LLM_FT3K)/effir.json
 TRAIN_smollm2-ft-3k-mixed-r48 = $(BIN)/effir compress train -m $(LLM_FT3K) $(LLM_TRAIN) --distill-from $(LLM_FT3K) \
