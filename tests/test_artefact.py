@@ -99,6 +99,28 @@ def test_an_adapter_over_the_file_limit_is_split_and_joined_on_rebuild(tmp_path,
     assert not (tmp_path / "never").exists()
 
 
+def test_an_adapter_that_does_not_fit_the_model_is_refused(tmp_path, tiny_llama):
+    """A tensor the model has no place for, or a LoRA tensor the adapter lacks, stops the merge (PEFT alone would
+    warn and merge what it found)."""
+    from peft import LoraConfig, get_peft_model
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModel
+
+    from effir.compression.artefact import _merge_adapter
+
+    get_peft_model(AutoModel.from_pretrained(tiny_llama), LoraConfig(r=2, target_modules=["q_proj", "v_proj"])
+                   ).save_pretrained(tmp_path / "adapter")
+    weights = tmp_path / "adapter" / "adapter_model.safetensors"
+    state = load_file(str(weights))
+    _merge_adapter(AutoModel.from_pretrained(tiny_llama), tmp_path / "adapter")  # fits as saved
+    save_file({k: v for k, v in state.items() if "layers.0." not in k}, str(weights))
+    with pytest.raises(ArtefactError, match="adapter does not fit the model: .*missing"):
+        _merge_adapter(AutoModel.from_pretrained(tiny_llama), tmp_path / "adapter")
+    save_file({**state, "base_model.model.layers.9.self_attn.q_proj.lora_A.weight": torch.zeros(2, 32)}, str(weights))
+    with pytest.raises(ArtefactError, match="adapter does not fit the model: unexpected"):
+        _merge_adapter(AutoModel.from_pretrained(tiny_llama), tmp_path / "adapter")
+
+
 def test_figures_recorded_only_from_a_model_rebuilt_from_the_artefact(tmp_path, trained, tiny_llama):
     out, data = _export(tmp_path, trained, tiny_llama), trained[1]
     rebuilt = tmp_path / "rebuilt"
