@@ -315,33 +315,27 @@ TRAIN_smollm2-effir-2x-gact-mixed-3k-r32 = $(LLM_MIXED_3K) --lora-r 32 --lora-al
   --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-mixed-3k-r32
 TRAINED_smollm2-effir-2x-gact-mixed-3k-r32 = $(LLM)/smollm2-effir-2x-gact-mixed-3k-r32/3-final
 # the mixed cut's own channels (--channels-from its artefact: gate training on another machine reproduces it only up to
-# float rounding, 12,723 of its 12,784 channels here), trained again at rank 32 with the training seed 1: how much of
-# rank 32's +0.024 is its seed: 0.4656, -0.0070 against seed 0 (p 0.34); rank 32 over two seeds 0.4691
+# float rounding, 12,723 of its 12,784 channels on a second machine)
 LLM_MIXED_CUT := --target-speedup 2.0 --channels-from models/smollm2-effir-2x-gact-mixed-3k
-$(call cut_from,smollm2-effir-2x-gact-mixed-3k-r32-s1,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
-TRAIN_smollm2-effir-2x-gact-mixed-3k-r32-s1 = $(LLM_MIXED_3K) --lora-r 32 --lora-alpha 64 --seed 1 $(LLM_MIXED_CUT) \
-  --out $(LLM)/smollm2-effir-2x-gact-mixed-3k-r32-s1
-TRAINED_smollm2-effir-2x-gact-mixed-3k-r32-s1 = $(LLM)/smollm2-effir-2x-gact-mixed-3k-r32-s1/3-final
+# $(call on_mixed_cut,SYSTEM,RANK,ALPHA[,SEED]): SYSTEM is the mixed training of the mixed cut's committed channels
+# through LoRA rank RANK, alpha ALPHA, with the training seed SEED (0 unless given)
+on_mixed_cut = $(call cut_from,$(1),models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))$(eval TRAIN_$(1) = $(LLM_MIXED_3K) \
+  --lora-r $(2) --lora-alpha $(3)$(if $(4), --seed $(4)) $(LLM_MIXED_CUT) --out $(LLM)/$(1))$(eval \
+  TRAINED_$(1) = $(LLM)/$(1)/3-final)
+# the rank-32 training again on those channels with the training seed 1: how much of rank 32's +0.024 is its seed:
+# 0.4656, -0.0070 against seed 0 (p 0.34); rank 32 over two seeds 0.4691
+$(call on_mixed_cut,smollm2-effir-2x-gact-mixed-3k-r32-s1,32,64,1)
 # the same at LoRA rank 48 (alpha 96, the same scale; a 17.4 MB fp16 adapter, under 20 MB a file) and seed 0: whether
 # rank 32's gain goes on: 0.4863, +0.0171 against rank 32's two seeds (p 0.0031)
-$(call cut_from,smollm2-effir-2x-gact-mixed-3k-r48,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
-TRAIN_smollm2-effir-2x-gact-mixed-3k-r48 = $(LLM_MIXED_3K) --lora-r 48 --lora-alpha 96 $(LLM_MIXED_CUT) \
-  --out $(LLM)/smollm2-effir-2x-gact-mixed-3k-r48
-TRAINED_smollm2-effir-2x-gact-mixed-3k-r48 = $(LLM)/smollm2-effir-2x-gact-mixed-3k-r48/3-final
+$(call on_mixed_cut,smollm2-effir-2x-gact-mixed-3k-r48,48,96)
 # rank 48 again with the training seed 1 (another batch order and LoRA start; the same cut): whether rank 48's gain
 # over rank 32 is larger than what the seed moves: 0.4844, -0.0019 against seed 0 (p 0.82); rank 48 over two seeds
 # +0.0162 against rank 32's two (p 0.0001)
-$(call cut_from,smollm2-effir-2x-gact-mixed-3k-r48-s1,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
-TRAIN_smollm2-effir-2x-gact-mixed-3k-r48-s1 = $(LLM_MIXED_3K) --lora-r 48 --lora-alpha 96 --seed 1 $(LLM_MIXED_CUT) \
-  --out $(LLM)/smollm2-effir-2x-gact-mixed-3k-r48-s1
-TRAINED_smollm2-effir-2x-gact-mixed-3k-r48-s1 = $(LLM)/smollm2-effir-2x-gact-mixed-3k-r48-s1/3-final
+$(call on_mixed_cut,smollm2-effir-2x-gact-mixed-3k-r48-s1,48,96,1)
 # LoRA rank 64 (alpha 128, the same scale; a 23 MB fp16 adapter, committed in two shards) and seed 0: whether the
 # gain from rank goes on past 48: 0.4969, +0.0116 against rank 48's two seeds (p 0.097), the highest-scoring EffiR
 # system; each step of 16 in rank adds less (+0.021, +0.016, +0.012)
-$(call cut_from,smollm2-effir-2x-gact-mixed-3k-r64,models/smollm2-ft-3k,$(LLM_FT3K_DRIFT))
-TRAIN_smollm2-effir-2x-gact-mixed-3k-r64 = $(LLM_MIXED_3K) --lora-r 64 --lora-alpha 128 $(LLM_MIXED_CUT) \
-  --out $(LLM)/smollm2-effir-2x-gact-mixed-3k-r64
-TRAINED_smollm2-effir-2x-gact-mixed-3k-r64 = $(LLM)/smollm2-effir-2x-gact-mixed-3k-r64/3-final
+$(call on_mixed_cut,smollm2-effir-2x-gact-mixed-3k-r64,64,128)
 # the control for the cuts above: smollm2-ft-3k itself given their last training (imitating smollm2-ft-3k plus InfoNCE
 # 0.5, the same data, steps and seed, LoRA rank 48), so that each cut is also compared with its uncut parent trained
 # the same way, not only with the parent before that training: 0.6228 (+0.0438 over smollm2-ft-3k), of which the
