@@ -137,7 +137,8 @@ LLM_SYSTEMS := smollm2-ft smollm2-effir-d8 smollm2-effir-d8-drift smollm2-effir-
                smollm2-effir-2x-gact-infonce-3k smollm2-effir-d12-gact-mixed-3k smollm2-effir-2x-gact-mixed-3k-s2 \
                smollm2-effir-2x-gact-mixed-3k-dense-neg smollm2-effir-2x-gact-mixed-3k-r32 \
                smollm2-effir-2x-gact-mixed-3k-r48 smollm2-effir-2x-gact-mixed-3k-r32-s1 \
-               smollm2-effir-2x-gact-mixed-3k-r48-s1 smollm2-effir-2x-gact-mixed-3k-r64 smollm2-ft-3k-mixed-r48
+               smollm2-effir-2x-gact-mixed-3k-r48-s1 smollm2-effir-2x-gact-mixed-3k-r64 smollm2-ft-3k-mixed-r48 \
+               smollm2-ft-3k-mixed2-r64 smollm2-effir-2x-gact-mixed2-r64
 
 TRAIN_smollm2-ft          = $(BIN)/effir compress train -m $(LLM_BASE) $(LLM_TRAIN) --out $(LLM)/smollm2-ft
 TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
@@ -345,6 +346,28 @@ NEEDS_smollm2-ft-3k-mixed-r48 = $(LLM_FT3K)/effir.json
 TRAIN_smollm2-ft-3k-mixed-r48 = $(BIN)/effir compress train -m $(LLM_FT3K) $(LLM_TRAIN) --distill-from $(LLM_FT3K) \
   --contrastive-weight 0.5 --lora-r 48 --lora-alpha 96 --out $(LLM)/smollm2-ft-3k-mixed-r48
 TRAINED_smollm2-ft-3k-mixed-r48 = $(LLM)/smollm2-ft-3k-mixed-r48
+# the control is the peer (bench --peer: the parent given the same training) of each cut taught the same way (imitation
+# plus InfoNCE 0.5 on smollm2-ft-3k's data and steps, whatever the rank or seed); the cuts' demo rows show both
+LLM_MIXED_CUTS := smollm2-effir-2x-gact-mixed-3k smollm2-effir-2x-gact-mixed-3k-s1 smollm2-effir-2x-gact-mixed-3k-s2 \
+                  smollm2-effir-d12-gact-mixed-3k smollm2-effir-2x-gact-mixed-3k-r32 smollm2-effir-2x-gact-mixed-3k-r32-s1 \
+                  smollm2-effir-2x-gact-mixed-3k-r48 smollm2-effir-2x-gact-mixed-3k-r48-s1 smollm2-effir-2x-gact-mixed-3k-r64
+$(foreach s,$(LLM_MIXED_CUTS),$(eval PEER_$(s) := smollm2-ft-3k-mixed-r48))
+# a second mixed pass (imitating the control plus InfoNCE 0.5, the same data, steps and seed, LoRA rank 64) given to
+# the control, uncut (mixed2) and cut to the 2x plan by the control's own drift order and gates (EffiR's cut of the
+# best full model): the pair compares the cut with its parent given the same training, and the uncut one asks
+# whether another pass lifts the full model further toward 0.65
+LLM_CTL := $(LLM)/rebuilt/smollm2-ft-3k-mixed-r48
+LLM_CTL_DRIFT := $(LLM)/importance-ft-3k-mixed-r48-drift/importance.json
+BASE_smollm2-ft-3k-mixed2-r64 := models/smollm2-ft-3k-mixed-r48
+NEEDS_smollm2-ft-3k-mixed2-r64 = $(LLM_CTL)/effir.json
+TRAIN_smollm2-ft-3k-mixed2-r64 = $(BIN)/effir compress train -m $(LLM_CTL) $(LLM_TRAIN) --distill-from $(LLM_CTL) \
+  --contrastive-weight 0.5 --lora-r 64 --lora-alpha 128 --out $(LLM)/smollm2-ft-3k-mixed2-r64
+TRAINED_smollm2-ft-3k-mixed2-r64 = $(LLM)/smollm2-ft-3k-mixed2-r64
+$(call cut_from,smollm2-effir-2x-gact-mixed2-r64,models/smollm2-ft-3k-mixed-r48,$(LLM_CTL_DRIFT))
+TRAIN_smollm2-effir-2x-gact-mixed2-r64 = $(call llm_distilled,$(LLM_CTL),$(LLM_CTL_DRIFT),,0.5) --lora-r 64 \
+  --lora-alpha 128 --target-speedup 2.0 --slim-by gate-activation $(LLM_GATES) --out $(LLM)/smollm2-effir-2x-gact-mixed2-r64
+TRAINED_smollm2-effir-2x-gact-mixed2-r64 = $(LLM)/smollm2-effir-2x-gact-mixed2-r64/3-final
+PEER_smollm2-effir-2x-gact-mixed2-r64 := smollm2-ft-3k-mixed2-r64
 
 $(LLM_COSINE): | install
 	$(BIN)/effir compress analyze -m $(LLM_BASE) --dataset $(DATA)/scifact --out $(LLM)/importance
@@ -357,6 +380,9 @@ $(LLM_FT_DRIFT): $(LLM_FT)/effir.json
 
 $(LLM_FT3K_DRIFT): $(LLM_FT3K)/effir.json
 	$(BIN)/effir compress analyze -m $(LLM_FT3K) --dataset $(DATA)/scifact --drift-steps 15 --out $(LLM)/importance-ft-3k-drift
+
+$(LLM_CTL_DRIFT): $(LLM_CTL)/effir.json
+	$(BIN)/effir compress analyze -m $(LLM_CTL) --dataset $(DATA)/scifact --drift-steps 15 --out $(LLM)/importance-ft-3k-mixed-r48-drift
 
 # make train-llm SYSTEM=<name>: what it needs first (NEEDS_<name>: an importance order, a rebuilt parent), the
 # training that made models/<name>/ (resumes from its checkpoints), then export
@@ -405,7 +431,8 @@ LLM_BENCH = $(BIN)/effir bench --dataset $(DATA)/scifact --work $(LLM)/systems -
 	  --control --timing-docs 64 --timing-queries 64 --rounds 5 $(addprefix --threads ,$(THREADS)) \
 	  --systems bm25$(if $(LLM_ZS),$(comma)$(LLM_ZS))$(subst $(eval) ,,$(foreach s,$(LLM_BUILT),$(comma)$(s)=$(LLM)/rebuilt/$(s))$(foreach s,$(LLM_BASELINES),$(comma)$(s)=$(LLM)/baselines/$(s))) \
 	  $(foreach s,$(filter-out smollm2-ft,$(LLM_BUILT)),--parent $(s)=$(or $(notdir $(BASE_$(s))),$(LLM_REF))) \
-	  $(foreach s,$(LLM_BASELINES),--parent $(s)=$(call parent_of,$(s)))
+	  $(foreach s,$(LLM_BASELINES),--parent $(s)=$(call parent_of,$(s))) \
+	  $(foreach s,$(LLM_BUILT),$(if $(filter $(PEER_$(s)),$(LLM_BUILT)),--peer $(s)=$(PEER_$(s))))
 demo-llm: install $(LLM_FOLDERS)
 	$(LLM_BENCH) --out runs/demo-llm $(addprefix --beside ,$(MINILM_REPORT))
 	$(if $(and $(filter smollm2-ft,$(LLM_BUILT)),$(LLM_BEST)),$(LLM_TRANSFER))

@@ -44,29 +44,38 @@ def quality_rows(dataset, named, hybrids, encoders: dict, work: Path, split: str
     return rows
 
 
-def compare_rows(rows: list, ref: str | None, parents: dict[str, str]) -> None:
-    """Parent, retention and p-values (paired randomization on per-query nDCG@10) for the rows of one collection;
-    rows without quality (--speed-only) get their parent alone."""
+def _kept(row, other) -> tuple[float | None, float | None]:
+    """(row's nDCG@10 as a share of other's, paired randomization p on per-query nDCG@10); Nones without other."""
     from effir.eval.significance import compare
 
+    if other is None:
+        return None, None
+    share = round(row.ndcg_10 / other.ndcg_10, 4) if other.ndcg_10 else None
+    return share, compare(row.per_query, other.per_query)["p_randomization"]
+
+
+def compare_rows(rows: list, ref: str | None, parents: dict[str, str], peers: dict[str, str] | None = None) -> None:
+    """Parent, retention and p-values for the rows of one collection, and for the rows given a --peer (their parent
+    given their own training) the same against it; rows without quality (--speed-only) get their parent alone."""
     resolve_parents(rows, parents)
     by_name = {r.name: r for r in rows}
     for r in rows:
+        r.peer = (peers or {}).get(r.name)
         if r.ndcg_10 is None:
             continue
-        r.p_value_vs_full = (compare(r.per_query, by_name[ref].per_query)["p_randomization"]
-                             if ref and r.name != ref else None)
-        parent = by_name.get(r.parent)
-        r.retention = round(r.ndcg_10 / parent.ndcg_10, 4) if parent and parent.ndcg_10 else None
-        r.p_value_vs_parent = compare(r.per_query, parent.per_query)["p_randomization"] if parent else None
+        r.p_value_vs_full = _kept(r, by_name[ref])[1] if ref and r.name != ref else None
+        r.retention, r.p_value_vs_parent = _kept(r, by_name.get(r.parent))
+        r.retention_vs_peer, r.p_value_vs_peer = _kept(r, by_name.get(r.peer))
 
 
-PER_COLLECTION = ("ndcg@10", "recall@100", "mrr@10", "retention", "p_value_vs_parent")
+PER_COLLECTION = ("ndcg@10", "recall@100", "mrr@10", "retention", "p_value_vs_parent", "retention_vs_peer",
+                  "p_value_vs_peer")
 
 
 def run_bench(datasets, systems: list[str], out: Path, split: str = "test", factory: str = "Flat",
               timing_docs: int = 256, timing_queries: int = 100, rounds: int = 5, reference: str | None = None,
               seed: int = 0, work: Path | None = None, parents: dict[str, str] | None = None,
+              peers: dict[str, str] | None = None,
               control: bool = False, query_batch: int = 32, beside: list[str] = (), speed_only: bool = False,
               group_size: int = GROUP_SIZE) -> dict:
     """Quality on every collection in `datasets`, speed once (on the first), one report; `beside`: other reports
@@ -95,6 +104,7 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
     work = Path(work) if work else out / "systems"
     named, hybrids = parse_systems(systems)
     check_parents([n for n, _ in named] + list(hybrids), parents or {})
+    check_parents([n for n, _ in named] + list(hybrids), peers or {}, option="--peer")
     dense = [n for n, model in named if model != "bm25"]
     if reference is not None and reference not in dense:
         raise click.UsageError(f"--reference {reference!r}: speedups are measured against a dense encoder; "
@@ -116,7 +126,7 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
     rows = per_dataset[names[0]]
     ref = reference or next((r.name for r in rows if r.kind == "full"), None)
     for collection_rows in per_dataset.values():
-        compare_rows(collection_rows, ref, parents or {})
+        compare_rows(collection_rows, ref, parents or {}, peers or {})
     if len(names) > 1:
         for i, r in enumerate(rows):
             r.per_dataset = {n: {k: per_dataset[n][i].metric(k) for k in PER_COLLECTION} for n in names}
@@ -169,6 +179,17 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
     return result
 
 
+def _pairs(option: str, items) -> dict[str, str]:
+    """CHILD=OTHER items of a repeatable option, as {child: other}."""
+    pairs = {}
+    for item in items:
+        child, sep, other = item.partition("=")
+        if not sep or not child or not other:
+            raise click.UsageError(f"{option} {item!r}: expected CHILD={option.lstrip('-').upper()}")
+        pairs[child] = other
+    return pairs
+
+
 @click.command("bench")
 @click.option("--dataset", "datasets", required=True, multiple=True, type=click.Path(exists=True),
               help="BEIR dataset folder; repeat for several collections (speed is timed on the first)")
@@ -180,6 +201,9 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
 @click.option("--reference", default=None, help="system the speedups are against (default: first full model)")
 @click.option("--parent", "parents", multiple=True, metavar="CHILD=PARENT",
               help="the system CHILD was made from (retention and p-value against it); default: read from effir.json")
+@click.option("--peer", "peers", multiple=True, metavar="CHILD=PEER",
+              help="CHILD's parent given CHILD's own training, the like-for-like control (retention and p-value "
+                   "against it too)")
 @click.option("--timing-docs", default=256, show_default=True, help="documents in the interleaved timing sample")
 @click.option("--timing-queries", default=100, show_default=True)
 @click.option("--query-batch", default=32, show_default=True, help="batch size of the batched query timing")
@@ -197,22 +221,17 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
               help="the interleaved timing and model cost alone: no corpus encoded, no quality (minutes, not hours)")
 @click.option("--threads", type=int, default=None)
 @friendly_errors
-def bench_cmd(datasets, systems, out, split, factory, reference, parents, timing_docs, timing_queries, query_batch,
+def bench_cmd(datasets, systems, out, split, factory, reference, parents, peers, timing_docs, timing_queries, query_batch,
               rounds, control, group_size, work, beside, speed_only, threads):
     """Full versus compressed: quality, model cost, interleaved speed, index cost -> report.md/json + plots."""
     from effir.core.device import configure_threads
     from effir.eval.report import terminal_table
 
-    pairs = {}
-    for item in parents:
-        child, sep, parent = item.partition("=")
-        if not sep or not child or not parent:
-            raise click.UsageError(f"--parent {item!r}: expected CHILD=PARENT")
-        pairs[child] = parent
     n = configure_threads(threads)
     click.echo(f"{n} threads", err=True)
     result = run_bench(datasets, [s.strip() for s in systems.split(",") if s.strip()], Path(out), split, factory,
-                       timing_docs, timing_queries, rounds, reference, work=work, parents=pairs, control=control,
+                       timing_docs, timing_queries, rounds, reference, work=work, parents=_pairs("--parent", parents),
+                       peers=_pairs("--peer", peers), control=control,
                        query_batch=query_batch, beside=beside, speed_only=speed_only, group_size=group_size)
     click.echo(terminal_table(result))
     click.echo(f"-> {out}/report.md, {out}/report.json")

@@ -56,13 +56,14 @@ def describe_training(spec) -> str:
         f"; then {', '.join(later)}, untrained" if later else "")
 
 
-def check_parents(names: list[str], explicit: dict[str, str]) -> None:
-    """Before any work: every --parent names two systems of the run."""
+def check_parents(names: list[str], explicit: dict[str, str], option: str = "--parent") -> None:
+    """Before any work: every --parent (or --peer) names two systems of the run."""
+    role = option.lstrip("-")
     for child, parent in explicit.items():
         if child not in names:
-            raise click.UsageError(f"--parent {child}={parent}: {child!r} is not one of the systems {sorted(names)}")
+            raise click.UsageError(f"{option} {child}={parent}: {child!r} is not one of the systems {sorted(names)}")
         if parent not in names:
-            raise click.UsageError(f"--parent {child}={parent}: the parent {parent!r} of {child!r} is not in this "
+            raise click.UsageError(f"{option} {child}={parent}: the {role} {parent!r} of {child!r} is not in this "
                                    f"run; add it to --systems")
 
 

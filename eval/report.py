@@ -131,6 +131,19 @@ def _speed_section(result: dict) -> list[str]:
     return out
 
 
+def _peer_table(rows) -> list[str]:
+    """The rows given a --peer: what each keeps of its parent given the same training (the like-for-like control)."""
+    with_peer = [r for r in rows if r.peer and r.retention_vs_peer is not None]
+    if not with_peer:
+        return []
+    ndcg = {r.name: r.ndcg_10 for r in rows}
+    out = ["", "Against the parent given the same training (`--peer`): what the compression costs, with the training "
+           "held equal.", "", "| system | peer | nDCG@10 | peer's nDCG@10 | retention | p vs peer |",
+           "|---|---|---:|---:|---:|---:|"]
+    return out + [f"| {r.name} | {r.peer} | {r.ndcg_10:.4f} | {ndcg[r.peer]:.4f} | {100 * r.retention_vs_peer:.1f}% | "
+                  f"{r.p_value_vs_peer:.4f} |" for r in with_peer]
+
+
 def markdown(result: dict, importance_png: str | None) -> str:
     m, t = result["machine"], result["timing"]
     rows = result["systems"]
@@ -152,6 +165,7 @@ def markdown(result: dict, importance_png: str | None) -> str:
                    f"{r.ndcg_10:.4f} | {r.recall_100:.4f} | {r.mrr_10:.4f} | "
                    f"{_fmt(r.retention and 100 * r.retention, '.1f')}{'%' if r.retention else ''} | "
                    f"{_fmt(r.p_value_vs_parent, '.4f')} | {_fmt(r.p_value_vs_full, '.4f')} |")
+    out += _peer_table(rows)
     out += _collections_table(result)
     out += _speed_section(result)
     out += ["", "## Index and search", "",

@@ -45,6 +45,9 @@ class SystemResult:
     parent: str | None = None
     retention: float | None = None
     p_value_vs_parent: float | None = None
+    peer: str | None = None                     # the parent given this system's own training (--peer)
+    retention_vs_peer: float | None = None
+    p_value_vs_peer: float | None = None
     p_value_vs_full: float | None = None
     flops_ratio: float | None = None            # analytic, documents, against the reference
     query_flops_ratio: float | None = None

@@ -86,6 +86,8 @@ CASES = {
                                    "{root}/bench"], "two systems named"),
     "parent not in the run": (["bench", "--dataset", "{data}", "--systems", "x={bert}", "--parent", "x=y", "--out",
                                "{root}/bench"], "'y'"),
+    "peer without its pair": (["bench", "--dataset", "{data}", "--systems", "x={bert}", "--peer", "x", "--out",
+                               "{root}/bench"], "--peer 'x': expected CHILD=PEER"),
     "unreachable budget": (["compress", "plan", "-m", "{bert}", "--dataset", "{data}", "--target-speedup", "0.5"],
                            "--target-speedup 0.5"),
     # malformed or missing files

@@ -82,11 +82,18 @@ def test_bench_report(tmp_path, dataset200, tiny_bert):
     stages = (out / "systems" / "d200" / "tiny-drop1" / "stages.json").read_text()
     first = tmp_path / "first.json"
     first.write_text((out / "report.json").read_text())
-    r = CliRunner().invoke(main, args + ["--beside", str(first)])
+    # --peer: a second comparison for a row (here against the untrained model), beside its parent's
+    r = CliRunner().invoke(main, args + ["--beside", str(first), "--peer", "tiny-drop1=full"])
     assert r.exit_code == 0, r.output
     rerun = json.loads((out / "report.json").read_text())
     again = {s["name"]: s for s in rerun["systems"]}
     assert all(again[n]["ndcg@10"] == systems[n]["ndcg@10"] for n in systems)
+    peered = again["tiny-drop1"]
+    assert (peered["peer"], peered["parent"], peered["retention"]) == ("full", "tiny-ft", comp["retention"])
+    assert peered["retention_vs_peer"] == pytest.approx(comp["ndcg@10"] / full["ndcg@10"], abs=1e-4)
+    assert peered["p_value_vs_peer"] == compare(per_query["tiny-drop1"], per_query["full"])["p_randomization"]
+    assert again["tiny-ft"]["peer"] is None and again["tiny-ft"]["retention_vs_peer"] is None
+    assert f"| tiny-drop1 | full | {comp['ndcg@10']:.4f} | {full['ndcg@10']:.4f} |" in (out / "report.md").read_text()
     assert (out / "systems" / "d200" / "tiny-drop1" / "stages.json").read_text() == stages
     assert rerun["beside"] == [{"report": str(first), "dataset": "d200", "reference": "full", "systems": [
         {"name": "tiny-drop1", "parent": "tiny-ft", "retention": comp["retention"],
@@ -94,10 +101,12 @@ def test_bench_report(tmp_path, dataset200, tiny_bert):
     assert f"compressed rows of `{first}`" in (out / "report.md").read_text()
 
 
-def test_bench_refuses_a_parent_not_in_the_run(tmp_path, dataset200, tiny_bert):
+@pytest.mark.parametrize("option", ["--parent", "--peer"])
+def test_bench_refuses_a_parent_not_in_the_run(tmp_path, dataset200, tiny_bert, option):
     r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", f"child={tiny_bert}",
-                                  "--parent", "child=missing", "--out", str(tmp_path / "b")])
-    assert r.exit_code == 2 and "'missing'" in r.output and "'child'" in r.output
+                                  option, "child=missing", "--out", str(tmp_path / "b")])
+    assert r.exit_code == 2 and "'missing'" in r.output and "'child'" in r.output and option in r.output
+    assert not (tmp_path / "b").exists()
 
 
 @pytest.mark.parametrize("content, problem", [(None, "no such report.json"), ("{\n  \"dataset\": ,", "line 2: not JSON"),
