@@ -221,8 +221,8 @@ def _pairs(option: str, items) -> dict[str, str]:
               help="the interleaved timing and model cost alone: no corpus encoded, no quality (minutes, not hours)")
 @click.option("--threads", type=int, default=None)
 @friendly_errors
-def bench_cmd(datasets, systems, out, split, factory, reference, parents, peers, timing_docs, timing_queries, query_batch,
-              rounds, control, group_size, work, beside, speed_only, threads):
+def bench_cmd(datasets, systems, out, split, factory, reference, parents, peers, timing_docs, timing_queries,
+              query_batch, rounds, control, group_size, work, beside, speed_only, threads):
     """Full versus compressed: quality, model cost, interleaved speed, index cost -> report.md/json + plots."""
     from effir.core.device import configure_threads
     from effir.eval.report import terminal_table
@@ -231,7 +231,7 @@ def bench_cmd(datasets, systems, out, split, factory, reference, parents, peers,
     click.echo(f"{n} threads", err=True)
     result = run_bench(datasets, [s.strip() for s in systems.split(",") if s.strip()], Path(out), split, factory,
                        timing_docs, timing_queries, rounds, reference, work=work, parents=_pairs("--parent", parents),
-                       peers=_pairs("--peer", peers), control=control,
-                       query_batch=query_batch, beside=beside, speed_only=speed_only, group_size=group_size)
+                       peers=_pairs("--peer", peers), control=control, query_batch=query_batch, beside=beside,
+                       speed_only=speed_only, group_size=group_size)
     click.echo(terminal_table(result))
     click.echo(f"-> {out}/report.md, {out}/report.json")
