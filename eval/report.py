@@ -25,11 +25,12 @@ def _mb(v):
 
 
 def terminal_table(result: dict) -> str:
-    head = (f"{'system':<24} {'nDCG@10':>8} {'R@100':>7} {'p':>7} {'params(M)':>9} {'doc x':>6} {'query x':>7} "
+    w = max([24] + [len(r.name) for r in result["systems"]])  # long system names keep the columns aligned
+    head = (f"{'system':<{w}} {'nDCG@10':>8} {'R@100':>7} {'p':>7} {'params(M)':>9} {'doc x':>6} {'query x':>7} "
             f"{'docs/s':>7} {'index MB':>8} {'e2e s':>7}")
     lines = [head, "-" * len(head)]
     for r in result["systems"]:
-        lines.append(f"{r.name:<24} {_fmt(r.ndcg_10, '.4f'):>8} {_fmt(r.recall_100, '.4f'):>7} "
+        lines.append(f"{r.name:<{w}} {_fmt(r.ndcg_10, '.4f'):>8} {_fmt(r.recall_100, '.4f'):>7} "
                      f"{_fmt(r.p_value_vs_full, '.3f'):>7} "
                      f"{_fmt(r.params and r.params / 1e6, '.1f'):>9} {_fmt(r.doc_speedup, '.2f'):>6} "
                      f"{_fmt(r.query_speedup, '.2f'):>7} {_fmt(r.docs_per_s, '.1f'):>7} "

@@ -312,3 +312,13 @@ def test_many_systems_are_timed_in_groups_each_with_the_reference_and_the_contro
     worst = max((g["control"]["doc"] for g in groups), key=lambda x: abs(x - 1))
     assert control["doc"] == worst and control["ok"] == all(g["control"]["ok"] for g in groups)
     assert overall_control([{**g, "control": None} for g in groups]) is None
+
+
+def test_terminal_table_keeps_its_columns_for_long_names():
+    from effir.eval.report import terminal_table
+    from effir.eval.results import SystemResult
+
+    rows = [SystemResult(name=n, kind="full", model="m", ndcg_10=0.5, recall_100=0.8, mrr_10=0.4, queries=3)
+            for n in ("short", "smollm2-effir-2x-gact-mixed-3k-r64")]
+    lines = terminal_table({"systems": rows}).splitlines()
+    assert len({line.index("0.5000") for line in lines[2:]}) == 1
