@@ -373,14 +373,10 @@ $(LLM_COSINE): | install
 $(LLM_DRIFT): | install
 	$(BIN)/effir compress analyze -m $(LLM_BASE) --dataset $(DATA)/scifact --drift-steps 15 --out $(LLM)/importance-drift
 
-$(LLM_FT_DRIFT): $(LLM_FT)/effir.json
-	$(BIN)/effir compress analyze -m $(LLM_FT) --dataset $(DATA)/scifact --drift-steps 15 --out $(LLM)/importance-ft-drift
-
-$(LLM_FT3K_DRIFT): $(LLM_FT3K)/effir.json
-	$(BIN)/effir compress analyze -m $(LLM_FT3K) --dataset $(DATA)/scifact --drift-steps 15 --out $(LLM)/importance-ft-3k-drift
-
-$(LLM_CTL_DRIFT): $(LLM_CTL)/effir.json
-	$(BIN)/effir compress analyze -m $(LLM_CTL) --dataset $(DATA)/scifact --drift-steps 15 --out $(LLM)/importance-ft-3k-mixed-r48-drift
+# the greedy drift order of a trained model rebuilt from models/smollm2-NAME: importance-NAME-drift
+$(LLM)/importance-%-drift/importance.json: $(LLM)/rebuilt/smollm2-%/effir.json
+	$(BIN)/effir compress analyze -m $(LLM)/rebuilt/smollm2-$* --dataset $(DATA)/scifact --drift-steps 15 \
+	  --out $(LLM)/importance-$*-drift
 
 # make train-llm SYSTEM=<name>: what it needs first (NEEDS_<name>: an importance order, a rebuilt parent), the
 # training that made models/<name>/ (resumes from its checkpoints), then export

@@ -54,13 +54,13 @@ def _kept(row, other) -> tuple[float | None, float | None]:
     return share, compare(row.per_query, other.per_query)["p_randomization"]
 
 
-def compare_rows(rows: list, ref: str | None, parents: dict[str, str], peers: dict[str, str] | None = None) -> None:
+def compare_rows(rows: list, ref: str | None, parents: dict[str, str], peers: dict[str, str]) -> None:
     """Parent, retention and p-values for the rows of one collection, and for the rows given a --peer (their parent
     given their own training) the same against it; rows without quality (--speed-only) get their parent alone."""
     resolve_parents(rows, parents)
     by_name = {r.name: r for r in rows}
     for r in rows:
-        r.peer = (peers or {}).get(r.name)
+        r.peer = peers.get(r.name)
         if r.ndcg_10 is None:
             continue
         r.p_value_vs_full = _kept(r, by_name[ref])[1] if ref and r.name != ref else None
@@ -103,8 +103,9 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
     beside = [report.beside_points(p) for p in beside]
     work = Path(work) if work else out / "systems"
     named, hybrids = parse_systems(systems)
-    check_parents([n for n, _ in named] + list(hybrids), parents or {})
-    check_parents([n for n, _ in named] + list(hybrids), peers or {}, option="--peer")
+    system_names = [n for n, _ in named] + list(hybrids)
+    check_parents(system_names, parents or {})
+    check_parents(system_names, peers or {}, option="--peer")
     dense = [n for n, model in named if model != "bm25"]
     if reference is not None and reference not in dense:
         raise click.UsageError(f"--reference {reference!r}: speedups are measured against a dense encoder; "
