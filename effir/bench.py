@@ -44,6 +44,26 @@ def quality_rows(dataset, named, hybrids, encoders: dict, work: Path, split: str
     return rows
 
 
+def reference_importance(spec, texts: list[str], folder: Path, out: Path) -> None:
+    """The reference's sublayer importance on `texts` (the report's plot) into `out`, computed once per model and
+    sample and kept in its work `folder`: a quality-only rerun would otherwise spend minutes of a full LLM on it."""
+    import hashlib
+    import json
+    import shutil
+
+    from effir.compression.steps import analyze
+    from effir.encoder.model import model_fingerprint
+    from effir.pipeline import Stages
+
+    made = folder / "importance"
+    key = {"model": model_fingerprint(spec), "texts": hashlib.sha256(json.dumps(texts).encode()).hexdigest()}
+    stages = Stages(folder)
+    if stages.done("importance", key) is None:
+        analyze(spec.path, made, texts)
+        stages.record("importance", key, outputs=[made / "importance.json", made / "importance.png"])
+    shutil.copytree(made, out, dirs_exist_ok=True)
+
+
 def _kept(row, other) -> tuple[float | None, float | None]:
     """(row's nDCG@10 as a share of other's, paired randomization p on per-query nDCG@10); Nones without other."""
     from effir.eval.significance import compare
@@ -84,7 +104,6 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
     timing group besides the reference and the control (effir/speed.py)."""
     from effir import speed
     from effir.compression.info import flops_per_token
-    from effir.compression.steps import analyze
     from effir.core.data import BeirDataset, sample_texts
     from effir.core.device import describe_machine
     from effir.core.models import resolve
@@ -160,7 +179,8 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
 
     importance_png = None
     if ref in encoders and not speed_only:
-        analyze(encoders[ref].spec.path, out / "importance", sample_texts(ds.corpus(), 256, seed))
+        reference_importance(encoders[ref].spec, sample_texts(ds.corpus(), 256, seed), work / ds.name / ref,
+                             out / "importance")
         importance_png = "importance/importance.png"
 
     result = {"dataset": names[0], "datasets": names, "split": split, "factory": factory, "reference": ref,

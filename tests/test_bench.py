@@ -27,7 +27,7 @@ def dataset200(tmp_path):
 
 
 @LUCENE
-def test_bench_report(tmp_path, dataset200, tiny_bert):
+def test_bench_report(tmp_path, dataset200, tiny_bert, monkeypatch):
     from effir.compression.pairs import Example
     from effir.compression.steps import drop, finetune
     from effir.compression.train import TrainConfig
@@ -82,6 +82,14 @@ def test_bench_report(tmp_path, dataset200, tiny_bert):
     stages = (out / "systems" / "d200" / "tiny-drop1" / "stages.json").read_text()
     first = tmp_path / "first.json"
     first.write_text((out / "report.json").read_text())
+    # the reference's importance (the plot) is kept in its work folder: the rerun does not compute it again
+    plot = (out / "importance" / "importance.png").read_bytes()
+    (out / "importance" / "importance.png").unlink()
+
+    def analyze_again(*args, **kwargs):
+        raise AssertionError("the reference's importance was computed again")
+
+    monkeypatch.setattr("effir.compression.steps.analyze", analyze_again)
     # --peer: a second comparison for a row (here against the untrained model), beside its parent's
     r = CliRunner().invoke(main, args + ["--beside", str(first), "--peer", "tiny-drop1=full"])
     assert r.exit_code == 0, r.output
@@ -95,6 +103,7 @@ def test_bench_report(tmp_path, dataset200, tiny_bert):
     assert again["tiny-ft"]["peer"] is None and again["tiny-ft"]["retention_vs_peer"] is None
     assert f"| tiny-drop1 | full | {comp['ndcg@10']:.4f} | {full['ndcg@10']:.4f} |" in (out / "report.md").read_text()
     assert (out / "systems" / "d200" / "tiny-drop1" / "stages.json").read_text() == stages
+    assert (out / "importance" / "importance.png").read_bytes() == plot
     assert rerun["beside"] == [{"report": str(first), "dataset": "d200", "reference": "full", "systems": [
         {"name": "tiny-drop1", "parent": "tiny-ft", "retention": comp["retention"],
          "doc_speedup": comp["doc_speedup"]}]}]
