@@ -434,6 +434,8 @@ LLM_BENCH = $(BIN)/effir bench --dataset $(DATA)/scifact --work $(LLM)/systems -
 demo-llm: install $(LLM_FOLDERS)
 	$(LLM_BENCH) --out runs/demo-llm $(addprefix --beside ,$(MINILM_REPORT))
 	$(if $(and $(filter smollm2-ft,$(LLM_BUILT)),$(LLM_BEST)),$(LLM_TRANSFER))
+	$(if $(filter-out $(LLM_BUILT),$(LLM_TRANSFER_MIXED)),,$(call llm_transfer,transfer-mixed3,$(LLM_TRANSFER_MIXED),\
+	  --peer smollm2-effir-2x-gact-mixed3-r64=smollm2-ft-3k-mixed3-r64))
 
 # make speed-llm: demo-llm's timing alone, every system rebuilt but no corpus encoded (~1.5 h here, in groups of 4
 # with the reference and the control; demo-llm ~6 h): the README's SmolLM2 speed figures
@@ -446,8 +448,12 @@ record-llm: install
 
 # transfer: smollm2-ft and the EffiR systems that keep most of it on SciFact (best at any speed, best at >= 1.8x),
 # on two collections never trained on (quality only: speed is the SciFact run's)
+# $(call llm_transfer,OUT,REFERENCE SYSTEM...[,OPTIONS]): BM25 and the systems rebuilt from models/, the first the reference
+llm_transfer = $(BIN)/effir bench --dataset $(DATA)/cranfield --dataset $(DATA)/cisi --out runs/demo-llm/$(1) \
+	  --work $(LLM)/systems --reference $(firstword $(2)) --rounds 0 $(addprefix --threads ,$(THREADS)) \
+	  --systems bm25$(subst $(eval) ,,$(foreach s,$(2),$(comma)$(s)=$(LLM)/rebuilt/$(s))) $(3)
 LLM_BEST := $(filter smollm2-effir-d8-drift smollm2-effir-2x-act-distilled,$(LLM_BUILT))
-LLM_TRANSFER = $(BIN)/effir bench --dataset $(DATA)/cranfield --dataset $(DATA)/cisi --out runs/demo-llm/transfer \
-	  --work $(LLM)/systems --reference smollm2-ft --rounds 0 $(addprefix --threads ,$(THREADS)) \
-	  --systems bm25,smollm2-ft=$(LLM)/rebuilt/smollm2-ft$(subst $(eval) ,,$(foreach s,$(LLM_BEST),$(comma)$(s)=$(LLM)/rebuilt/$(s))) \
-	  $(foreach s,$(LLM_BEST),--parent $(s)=smollm2-ft)
+LLM_TRANSFER = $(call llm_transfer,transfer,smollm2-ft $(LLM_BEST),$(foreach s,$(LLM_BEST),--parent $(s)=smollm2-ft))
+# and smollm2-ft-3k, its fourth training (the passes were scored on SciFact test as they came: do they carry to
+# collections never looked at?) and that model's parent cut to the 2x plan and trained as it was (its peer)
+LLM_TRANSFER_MIXED := smollm2-ft-3k smollm2-ft-3k-mixed3-r64 smollm2-effir-2x-gact-mixed3-r64

@@ -100,7 +100,8 @@ def training_examples(dataset: str | None, split: str | None, title_body: list[s
     negatives_depth = pairs.NEGATIVES_DEPTH if hard_negatives else 0
     mine = functools.partial(pairs.dense_hits, negatives_by, cache=Path(work) / "dense-negatives",
                              passage_max_length=passage_max_length) if negatives_by else None
-    mined_by = f", negatives by {Path(negatives_by).name}" if negatives_by and negatives_depth else ""  # for the history
+    # named in the training history
+    mined_by = f", negatives by {Path(negatives_by).name}" if negatives_by and negatives_depth else ""
     examples = []
     if dataset and split:
         ds = BeirDataset(dataset)
@@ -137,7 +138,7 @@ def finetune(model: str, out: str | Path, examples, cfg: TrainConfig, work: str 
     spec, net, tok = load(model, device, pooling)
     teacher_enc = Encoder(resolve(teacher), device=device) if teacher else None
     net, history = train(net, tok, _training_spec(spec, passage_max_length), examples, cfg, work,
-                         teacher=teacher_enc, device=device, desc=f"train {spec.name}")
+                         teacher=teacher_enc, device=device, desc=f"train {spec.name} → {Path(out).name}")
     hist = spec.extra.get("history", []) + [{"step": "train", "config": asdict(cfg), "examples": len(examples),
                                              "data": data_sources(examples),
                                              "passage_max_length": passage_max_length, "teacher": teacher,
