@@ -368,7 +368,8 @@ $(call mixed_pass,smollm2-ft-3k-mixed2-r64,smollm2-ft-3k-mixed-r48,64,128)
 $(call cut_mixed_pass,smollm2-effir-2x-gact-mixed2-r64,ft-3k-mixed-r48,smollm2-ft-3k-mixed2-r64)
 # a third pass, the same again on mixed2: whether the full model's gain goes on past 0.65: 0.6666 (+0.0188, p 0.0023)
 $(call mixed_pass,smollm2-ft-3k-mixed3-r64,smollm2-ft-3k-mixed2-r64,64,128)
-# mixed2 cut the same way and taught as mixed3 is: a second pair of a cut and its parent given the same training
+# mixed2 cut the same way and taught as mixed3 is: a second pair of a cut and its parent given the same training:
+# 0.5084, 76.3 % of mixed3 (p 0.0001), +0.0059 against the cut of the control (p 0.68)
 $(call cut_mixed_pass,smollm2-effir-2x-gact-mixed3-r64,ft-3k-mixed2-r64,smollm2-ft-3k-mixed3-r64)
 
 $(LLM_COSINE): | install
