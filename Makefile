@@ -405,13 +405,15 @@ LLM_REF := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft,smollm2-zs)
 # activations wreck the first, README); d15 with each int8 on top: how far they stack; and int8-token on the best
 # EffiR points at >= 1.8x (the 2x plan distilled from smollm2-ft, and the one taught by smollm2-ft-3k and InfoNCE,
 # through LoRA rank 16 and 32),
-# and on the d15 cut taught by smollm2-ft-3k (1.47x alone): depth and int8 together instead of depth and width
+# and on the d15 cut taught by smollm2-ft-3k (1.47x alone): depth and int8 together instead of depth and width;
+# and on the highest-scoring 2x cut (cut from smollm2-ft-3k-mixed2-r64)
 LLM_BASELINES := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft-int8 smollm2-ft-int8-token smollm2-ft-sparsegpt50) \
                  $(if $(filter smollm2-effir-d15,$(LLM_BUILT)),smollm2-effir-d15-int8 smollm2-effir-d15-int8-token) \
                  $(if $(filter smollm2-effir-2x-act-distilled,$(LLM_BUILT)),smollm2-effir-2x-act-distilled-int8-token) \
                  $(if $(filter smollm2-effir-2x-gact-mixed-3k,$(LLM_BUILT)),smollm2-effir-2x-gact-mixed-3k-int8-token) \
                  $(if $(filter smollm2-effir-2x-gact-mixed-3k-r32,$(LLM_BUILT)),smollm2-effir-2x-gact-mixed-3k-r32-int8-token) \
-                 $(if $(filter smollm2-effir-d15-distilled-3k,$(LLM_BUILT)),smollm2-effir-d15-distilled-3k-int8-token)
+                 $(if $(filter smollm2-effir-d15-distilled-3k,$(LLM_BUILT)),smollm2-effir-d15-distilled-3k-int8-token) \
+                 $(if $(filter smollm2-effir-2x-gact-mixed3-r64,$(LLM_BUILT)),smollm2-effir-2x-gact-mixed3-r64-int8-token)
 parent_of = $(patsubst %-int8,%,$(patsubst %-int8-token,%,$(patsubst %-sparsegpt50,%,$(1))))
 $(LLM)/baselines/%-int8/effir.json: $(LLM)/rebuilt/%/effir.json
 	$(BIN)/effir compress quantize -m $(LLM)/rebuilt/$* --method int8-dynamic --out $(LLM)/baselines/$*-int8
