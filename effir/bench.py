@@ -20,8 +20,8 @@ from effir.systems import check_parents, describe_training, parse_systems, resol
 
 
 def with_provenance(row, encoder):
-    """The row's training and the folder it was made from (to find its parent), from its encoder's effir.json."""
-    row.trained, row.made_from = describe_training(encoder.spec), encoder.spec.extra.get("made_from")
+    """The row's training, from its encoder's effir.json (its parent is found from its folder: `resolve_parents`)."""
+    row.trained = describe_training(encoder.spec)
     return row
 
 

@@ -68,11 +68,16 @@ def check_parents(names: list[str], explicit: dict[str, str], option: str = "--p
 
 
 def resolve_parents(rows: list, explicit: dict[str, str]) -> None:
-    """Each row's `parent`: the --parent given for it, else the nearest system in the run it was made from."""
-    by_path = {_canonical(r.model): r.name for r in rows if r.model}
+    """Each row's `parent`: the --parent given for it, else the nearest system in the run it was made from. A folder
+    rebuilt from a committed artefact (`effir compress rebuild`) stands for that artefact, and was made from the
+    artefact's base, so the lineage of systems cut from trained parents is followed through models/ too."""
+    by_path = {}
+    for r in rows:
+        if r.model:
+            by_path.update({path: r.name for path in _known_as(r.model)})
     for r in rows:
         r.parent = explicit.get(r.name)
-        source = r.made_from
+        source = _made_from(r.model) if r.model else None
         while r.parent is None and source:
             r.parent = by_path.get(_canonical(source))
             source = _made_from(source)
@@ -82,6 +87,20 @@ def _canonical(path: str) -> str:
     return str(Path(path).resolve()) if Path(path).exists() else path
 
 
-def _made_from(path: str) -> str | None:
+def _known_as(path: str) -> list[str]:
+    """The paths a system's folder answers to: its own, and the artefact it was rebuilt from."""
     meta = Path(path) / "effir.json"
-    return json.loads(meta.read_text()).get("made_from") if meta.exists() else None
+    rebuilt = json.loads(meta.read_text()).get("rebuilt_from") if meta.exists() else None
+    return [_canonical(path)] + ([_canonical(rebuilt["artefact"])] if rebuilt else [])
+
+
+def _made_from(path: str) -> str | None:
+    """What the folder at `path` was made from: a model folder's effir.json says (a rebuilt one: its artefact's
+    base), an artefact's manifest names its base."""
+    folder = Path(path)
+    if (folder / "effir.json").exists():
+        meta = json.loads((folder / "effir.json").read_text())
+        return meta["rebuilt_from"]["base"] if meta.get("rebuilt_from") else meta.get("made_from")
+    if (folder / "manifest.json").exists():
+        return json.loads((folder / "manifest.json").read_text()).get("base")
+    return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 METRIC_FIELDS = {"ndcg@10": "ndcg_10", "recall@100": "recall_100", "mrr@10": "mrr_10"}
-PRIVATE = ("per_query", "made_from")
+PRIVATE = ("per_query",)
 
 
 @dataclass
@@ -41,7 +41,6 @@ class SystemResult:
     end_to_end_s: float | None = None
     # provenance and comparison
     trained: str | None = None
-    made_from: str | None = None                # the folder it was made from (effir.json), to find its parent
     parent: str | None = None
     retention: float | None = None
     p_value_vs_parent: float | None = None

@@ -331,3 +331,37 @@ def test_terminal_table_keeps_its_columns_for_long_names():
             for n in ("short", "smollm2-effir-2x-gact-mixed-3k-r64")]
     lines = terminal_table({"systems": rows}).splitlines()
     assert len({line.index("0.5000") for line in lines[2:]}) == 1
+
+
+def test_parents_are_followed_through_committed_artefacts(tmp_path):
+    """A folder rebuilt from models/<system> stands for that artefact and was made from the artefact's base: a cut
+    from a trained parent finds the parent's rebuilt folder, through artefacts not in the run as well."""
+    from types import SimpleNamespace
+
+    from effir.systems import resolve_parents
+
+    def artefact(name, base):
+        folder = tmp_path / "models" / name
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text(json.dumps({"system": name, "base": base}))
+        return str(folder)
+
+    def rebuilt(name, artefact_folder, base):
+        folder = tmp_path / "rebuilt" / name
+        folder.mkdir(parents=True)
+        (folder / "effir.json").write_text(json.dumps(
+            {"made_from": "hub-base", "rebuilt_from": {"artefact": artefact_folder, "base": base}}))
+        return SimpleNamespace(name=name, model=str(folder), parent=None)
+
+    ft = artefact("ft", "hub-base")
+    ft2 = artefact("ft2", ft)  # ft trained again: not in the first run
+    cut = artefact("cut", ft2)  # ft2 cut
+    rows = [rebuilt("ft", ft, "hub-base"), rebuilt("cut", cut, ft2),
+            SimpleNamespace(name="bm25", model="pyserini-lucene-bm25", parent=None)]
+    resolve_parents(rows, {})
+    assert [r.parent for r in rows] == [None, "ft", None]
+    rows.append(rebuilt("ft2", ft2, ft))
+    resolve_parents(rows, {})
+    assert [r.parent for r in rows] == [None, "ft2", None, "ft"]
+    resolve_parents(rows, {"cut": "ft"})  # --parent wins
+    assert rows[1].parent == "ft"
