@@ -428,17 +428,18 @@ LLM_ZS := smollm2-zs=$(LLM_BASE)
 MINILM_REPORT := $(firstword $(wildcard runs/baselines-scifact/report.json runs/demo-scifact/report.json))
 LLM_FOLDERS := $(foreach s,$(LLM_BUILT),$(LLM)/rebuilt/$(s)/effir.json) \
                $(foreach s,$(LLM_BASELINES),$(LLM)/baselines/$(s)/effir.json)
+# $(call peers_among,SYSTEM...): --peer for each of the systems whose peer (PEER_<system>) is among them
+peers_among = $(foreach s,$(1),$(if $(filter $(PEER_$(s)),$(1)),--peer $(s)=$(PEER_$(s))))
 LLM_BENCH = $(BIN)/effir bench --dataset $(DATA)/scifact --work $(LLM)/systems --reference $(LLM_REF) \
 	  --control --timing-docs 64 --timing-queries 64 --rounds 5 $(addprefix --threads ,$(THREADS)) \
 	  --systems bm25$(if $(LLM_ZS),$(comma)$(LLM_ZS))$(subst $(eval) ,,$(foreach s,$(LLM_BUILT),$(comma)$(s)=$(LLM)/rebuilt/$(s))$(foreach s,$(LLM_BASELINES),$(comma)$(s)=$(LLM)/baselines/$(s))) \
 	  $(foreach s,$(filter-out smollm2-ft,$(LLM_BUILT)),--parent $(s)=$(or $(notdir $(BASE_$(s))),$(LLM_REF))) \
 	  $(foreach s,$(LLM_BASELINES),--parent $(s)=$(call parent_of,$(s))) \
-	  $(foreach s,$(LLM_BUILT),$(if $(filter $(PEER_$(s)),$(LLM_BUILT)),--peer $(s)=$(PEER_$(s))))
+	  $(call peers_among,$(LLM_BUILT))
 demo-llm: install $(LLM_FOLDERS)
 	$(LLM_BENCH) --out runs/demo-llm $(addprefix --beside ,$(MINILM_REPORT))
 	$(if $(and $(filter smollm2-ft,$(LLM_BUILT)),$(LLM_BEST)),$(LLM_TRANSFER))
-	$(if $(filter-out $(LLM_BUILT),$(LLM_TRANSFER_MIXED)),,$(call llm_transfer,transfer-mixed3,$(LLM_TRANSFER_MIXED),\
-	  --peer smollm2-effir-2x-gact-mixed3-r64=smollm2-ft-3k-mixed3-r64))
+	$(if $(filter-out $(LLM_BUILT),$(LLM_TRANSFER_MIXED)),,$(call llm_transfer,transfer-mixed3,$(LLM_TRANSFER_MIXED)))
 
 # make speed-llm: demo-llm's timing alone, every system rebuilt but no corpus encoded (~1.5 h here, in groups of 4
 # with the reference and the control; demo-llm ~6 h): the README's SmolLM2 speed figures
@@ -451,10 +452,12 @@ record-llm: install
 
 # transfer: smollm2-ft and the EffiR systems that keep most of it on SciFact (best at any speed, best at >= 1.8x),
 # on two collections never trained on (quality only: speed is the SciFact run's)
-# $(call llm_transfer,OUT,REFERENCE SYSTEM...[,OPTIONS]): BM25 and the systems rebuilt from models/, the first the reference
+# $(call llm_transfer,OUT,REFERENCE SYSTEM...[,OPTIONS]): BM25 and the systems rebuilt from models/, the first the
+# reference, each system's peer (PEER_<system>) named where it is among them
 llm_transfer = $(BIN)/effir bench --dataset $(DATA)/cranfield --dataset $(DATA)/cisi --out runs/demo-llm/$(1) \
 	  --work $(LLM)/systems --reference $(firstword $(2)) --rounds 0 $(addprefix --threads ,$(THREADS)) \
-	  --systems bm25$(subst $(eval) ,,$(foreach s,$(2),$(comma)$(s)=$(LLM)/rebuilt/$(s))) $(3)
+	  --systems bm25$(subst $(eval) ,,$(foreach s,$(2),$(comma)$(s)=$(LLM)/rebuilt/$(s))) $(3) \
+	  $(call peers_among,$(2))
 LLM_BEST := $(filter smollm2-effir-d8-drift smollm2-effir-2x-act-distilled,$(LLM_BUILT))
 LLM_TRANSFER = $(call llm_transfer,transfer,smollm2-ft $(LLM_BEST),$(foreach s,$(LLM_BEST),--parent $(s)=smollm2-ft))
 # and smollm2-ft-3k, its fourth training (the passes were scored on SciFact test as they came: do they carry to

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from effir.core.models import EFFIR_JSON
+
 
 def safe_name(system: str) -> str:
     return Path(system).name.replace("/", "_") or system
@@ -89,18 +91,22 @@ def _canonical(path: str) -> str:
 
 def _known_as(path: str) -> list[str]:
     """The paths a system's folder answers to: its own, and the artefact it was rebuilt from."""
-    meta = Path(path) / "effir.json"
-    rebuilt = json.loads(meta.read_text()).get("rebuilt_from") if meta.exists() else None
+    rebuilt = _effir_json(path).get("rebuilt_from")
     return [_canonical(path)] + ([_canonical(rebuilt["artefact"])] if rebuilt else [])
 
 
 def _made_from(path: str) -> str | None:
     """What the folder at `path` was made from: a model folder's effir.json says (a rebuilt one: its artefact's
     base), an artefact's manifest names its base."""
-    folder = Path(path)
-    if (folder / "effir.json").exists():
-        meta = json.loads((folder / "effir.json").read_text())
+    from effir.compression.artefact import MANIFEST
+
+    meta = _effir_json(path)
+    if meta:
         return meta["rebuilt_from"]["base"] if meta.get("rebuilt_from") else meta.get("made_from")
-    if (folder / "manifest.json").exists():
-        return json.loads((folder / "manifest.json").read_text()).get("base")
-    return None
+    manifest = Path(path) / MANIFEST
+    return json.loads(manifest.read_text()).get("base") if manifest.exists() else None
+
+
+def _effir_json(path: str) -> dict:
+    meta = Path(path) / EFFIR_JSON
+    return json.loads(meta.read_text()) if meta.exists() else {}
