@@ -358,8 +358,8 @@ $(foreach s,$(LLM_MIXED_CUTS),$(eval PEER_$(s) := smollm2-ft-3k-mixed-r48))
 # given the same training; uncut, the second pass scores 0.6478 (+0.0250 over the control, p 0.0007), cut 0.5025:
 # 77.6 % of it (p 0.0001), +0.0056 against the rank-64 cut of smollm2-ft-3k (p 0.61)
 # $(call cut_mixed_pass,SYSTEM,PARENT,PEER[,PLAN]): the cut PLAN asks for (`--target-speedup 2.0` unless given) made
-# from the committed full model smollm2-PARENT by its own drift order (importance-PARENT-drift) and gates, taught as PEER is (imitating
-# PARENT plus InfoNCE 0.5, rank 64): PEER is PARENT given the same training uncut
+# from the committed full model smollm2-PARENT by its own drift order (importance-PARENT-drift) and gates, taught as
+# PEER is (imitating PARENT plus InfoNCE 0.5, rank 64): PEER is PARENT given the same training uncut
 cut_mixed_pass = $(call cut_from,$(1),models/smollm2-$(2),$(LLM)/importance-$(2)-drift/importance.json)$(eval \
   TRAIN_$(1) = $(call llm_distilled,$(LLM)/rebuilt/smollm2-$(2),$(LLM)/importance-$(2)-drift/importance.json,,0.5) \
   --lora-r 64 --lora-alpha 128 $(or $(4),--target-speedup 2.0) --slim-by gate-activation $(LLM_GATES) --out $(LLM)/$(1))$(eval \
@@ -378,6 +378,7 @@ $(call cut_mixed_pass,smollm2-effir-1.5x-gact-mixed3-r64,ft-3k-mixed2-r64,smollm
 # the same budget spent on depth alone, the paper's half-depth cut (15 of 30 MLPs by mixed2's drift order, 1.53x):
 # whether the planner's choice of width at 1.5x holds: 0.5469, 82.0 % of mixed3 (p 0.0001), +0.0162 against the 1.5x
 # cut (p 0.27), +0.0386 against the 2x cut (p 0.016): level with the planner's choice or better, not worse
+# (the macro's gate options go unused here: no width is cut, so no gates are trained)
 $(call cut_mixed_pass,smollm2-effir-d15-mixed3-r64,ft-3k-mixed2-r64,smollm2-ft-3k-mixed3-r64,--drop-fraction 0.5 --reduction 0)
 
 $(LLM_COSINE): | install
