@@ -377,7 +377,8 @@ $(call cut_mixed_pass,smollm2-effir-2x-gact-mixed3-r64,ft-3k-mixed2-r64,smollm2-
 $(call cut_mixed_pass,smollm2-effir-1.5x-gact-mixed3-r64,ft-3k-mixed2-r64,smollm2-ft-3k-mixed3-r64,--target-speedup 1.5)
 # the same budget spent on depth alone, the paper's half-depth cut (15 of 30 MLPs by mixed2's drift order, 1.53x):
 # whether the planner's choice of width at 1.5x holds: 0.5469, 82.0 % of mixed3 (p 0.0001), +0.0162 against the 1.5x
-# cut (p 0.27), +0.0386 against the 2x cut (p 0.016): level with the planner's choice or better, not worse
+# cut (p 0.27), +0.0386 against the 2x cut (p 0.016); off SciFact +0.0336 against the 1.5x cut on Cranfield (p 0.0018),
+# +0.0378 on CISI (p 0.042): the planner's width-only choice is the worse cut
 # (the macro's gate options go unused here: no width is cut, so no gates are trained)
 $(call cut_mixed_pass,smollm2-effir-d15-mixed3-r64,ft-3k-mixed2-r64,smollm2-ft-3k-mixed3-r64,--drop-fraction 0.5 --reduction 0)
 
