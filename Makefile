@@ -471,5 +471,7 @@ llm_transfer = $(BIN)/effir bench --dataset $(DATA)/cranfield --dataset $(DATA)/
 LLM_BEST := $(filter smollm2-effir-d8-drift smollm2-effir-2x-act-distilled,$(LLM_BUILT))
 LLM_TRANSFER = $(call llm_transfer,transfer,smollm2-ft $(LLM_BEST),$(foreach s,$(LLM_BEST),--parent $(s)=smollm2-ft))
 # and smollm2-ft-3k, its fourth training (the passes were scored on SciFact test as they came: do they carry to
-# collections never looked at?) and that model's parent cut to the 2x plan and trained as it was (its peer)
-LLM_TRANSFER_MIXED := smollm2-ft-3k smollm2-ft-3k-mixed3-r64 smollm2-effir-2x-gact-mixed3-r64
+# collections never looked at?), that model's parent cut to the 2x plan and trained as it was (its peer), and the
+# milder cuts made the same way (d15 and the 1.5x plan)
+LLM_TRANSFER_MIXED := smollm2-ft-3k smollm2-ft-3k-mixed3-r64 smollm2-effir-2x-gact-mixed3-r64 \
+                      smollm2-effir-1.5x-gact-mixed3-r64 smollm2-effir-d15-mixed3-r64
