@@ -357,12 +357,13 @@ $(foreach s,$(LLM_MIXED_CUTS),$(eval PEER_$(s) := smollm2-ft-3k-mixed-r48))
 # drift order and gates (EffiR's cut of the best full model, taught by it): the pair compares the cut with its parent
 # given the same training; uncut, the second pass scores 0.6478 (+0.0250 over the control, p 0.0007), cut 0.5025:
 # 77.6 % of it (p 0.0001), +0.0056 against the rank-64 cut of smollm2-ft-3k (p 0.61)
-# $(call cut_mixed_pass,SYSTEM,PARENT,PEER[,PLAN]): the cut PLAN asks for (`--target-speedup 2.0` unless given) made
-# from the committed full model smollm2-PARENT by its own drift order (importance-PARENT-drift) and gates, taught as
-# PEER is (imitating PARENT plus InfoNCE 0.5, rank 64): PEER is PARENT given the same training uncut
+# $(call cut_mixed_pass,SYSTEM,PARENT,PEER[,PLAN]): the cut PLAN asks for (the 2x plan, its width chosen by gates,
+# unless given) made from the committed full model smollm2-PARENT by its own drift order (importance-PARENT-drift),
+# taught as PEER is (imitating PARENT plus InfoNCE 0.5, rank 64): PEER is PARENT given the same training uncut
+LLM_GATE_ACT := --slim-by gate-activation $(LLM_GATES)
 cut_mixed_pass = $(call cut_from,$(1),models/smollm2-$(2),$(LLM)/importance-$(2)-drift/importance.json)$(eval \
   TRAIN_$(1) = $(call llm_distilled,$(LLM)/rebuilt/smollm2-$(2),$(LLM)/importance-$(2)-drift/importance.json,,0.5) \
-  --lora-r 64 --lora-alpha 128 $(or $(4),--target-speedup 2.0) --slim-by gate-activation $(LLM_GATES) --out $(LLM)/$(1))$(eval \
+  --lora-r 64 --lora-alpha 128 $(or $(4),--target-speedup 2.0 $(LLM_GATE_ACT)) --out $(LLM)/$(1))$(eval \
   TRAINED_$(1) = $(LLM)/$(1)/3-final)$(eval PEER_$(1) := $(3))
 $(call mixed_pass,smollm2-ft-3k-mixed2-r64,smollm2-ft-3k-mixed-r48,64,128)
 $(call cut_mixed_pass,smollm2-effir-2x-gact-mixed2-r64,ft-3k-mixed-r48,smollm2-ft-3k-mixed2-r64)
@@ -374,12 +375,11 @@ $(call cut_mixed_pass,smollm2-effir-2x-gact-mixed3-r64,ft-3k-mixed2-r64,smollm2-
 # the same cut and training at a milder budget: for 1.5x the planner drops no MLP and cuts 49 % of every MLP's width
 # (importance removed 0.2958, against 0.5828 for d15 at 1.53x): 0.5308, 79.6 % of mixed3 (p 0.0001), +0.0224 against
 # the 2x cut (p 0.21)
-$(call cut_mixed_pass,smollm2-effir-1.5x-gact-mixed3-r64,ft-3k-mixed2-r64,smollm2-ft-3k-mixed3-r64,--target-speedup 1.5)
+$(call cut_mixed_pass,smollm2-effir-1.5x-gact-mixed3-r64,ft-3k-mixed2-r64,smollm2-ft-3k-mixed3-r64,--target-speedup 1.5 $(LLM_GATE_ACT))
 # the same budget spent on depth alone, the paper's half-depth cut (15 of 30 MLPs by mixed2's drift order, 1.53x):
 # whether the planner's choice of width at 1.5x holds: 0.5469, 82.0 % of mixed3 (p 0.0001), +0.0162 against the 1.5x
 # cut (p 0.27), +0.0386 against the 2x cut (p 0.016); off SciFact +0.0336 against the 1.5x cut on Cranfield (p 0.0018),
 # +0.0378 on CISI (p 0.042): the planner's width-only choice is the worse cut
-# (the macro's gate options go unused here: no width is cut, so no gates are trained)
 $(call cut_mixed_pass,smollm2-effir-d15-mixed3-r64,ft-3k-mixed2-r64,smollm2-ft-3k-mixed3-r64,--drop-fraction 0.5 --reduction 0)
 
 $(LLM_COSINE): | install
