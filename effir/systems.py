@@ -98,7 +98,7 @@ def _known_as(path: str) -> list[str]:
 def _made_from(path: str) -> str | None:
     """What the folder at `path` was made from: a model folder's effir.json says (a rebuilt one: its artefact's
     base), an artefact's manifest names its base."""
-    from effir.compression.artefact import MANIFEST
+    from effir.compression.artefact import MANIFEST  # lazily: artefact imports torch, and parsing --systems need not
 
     meta = _effir_json(path)
     if meta:
