@@ -102,6 +102,10 @@ def cut_options(f):
                      help="instead: the cut reaching this analytic FLOP ratio on documents with the least importance removed"),
         click.option("--importance", type=click.Path(exists=True), default=None,
                      help="importance.json from `analyze` (default: computed on --dataset)"),
+        click.option("--plan-by", type=click.Choice(["importance", "drift"]), default="importance", show_default=True,
+                     help="what --target-speedup minimises: the summed importance of what each plan removes, or the "
+                          "output drift of each whole plan measured on the model (64 texts of --dataset; a few "
+                          "seconds a plan)"),
     ]
     for opt in reversed(opts):
         f = opt(f)

@@ -15,6 +15,8 @@ output drift of a set S of removed MLP sublayers,
 
 and a greedy order S_{k+1} = S_k ∪ {argmin_l D(S_k ∪ {l})} (`greedy_mlp_drift`). Where it was measured, drops follow
 that order and a sublayer's cost is its marginal drift D(S_k) − D(S_{k−1}) (`mlp_ranking`, `mlp_costs`).
+`OutputDrift` measures D for any cut, width included (each kept MLP cut to its kept channels): what `plan.py`
+measures each candidate plan by with `--plan-by drift`.
 """
 
 from __future__ import annotations
@@ -134,8 +136,29 @@ def drift_sum(hidden: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor 
     return float((d * mask).sum() if mask is not None else d.sum())
 
 
-def _last_hidden(model, batches) -> list[torch.Tensor]:
-    return [model(input_ids=ids, attention_mask=mask).last_hidden_state.float() for ids, mask in batches]
+class OutputDrift:
+    """D(S) against the model as it is now, on fixed texts: `drift(removed)` with the MLP sublayers `removed`
+    dropped, and, given `keep` ({layer: kept channels}), those MLPs also cut to their kept channels."""
+
+    def __init__(self, model, tokenizer, texts: list[str], max_length: int, batch_size: int = 8,
+                 spec: ModelSpec | None = None, device="cpu"):
+        spec = spec or ModelSpec(name="", path="")
+        self.model = model
+        self.batches = [pad_batch(tokenize(tokenizer, spec, texts[s:s + batch_size], "passage", max_length),
+                                  tokenizer.pad_token_id, device) for s in range(0, len(texts), batch_size)]
+        self.masks = [mask.float() for _, mask in self.batches]
+        self.tokens = sum(float(m.sum()) for m in self.masks)
+        with torch.no_grad():
+            self.reference = self._last_hidden()
+
+    def _last_hidden(self) -> list[torch.Tensor]:
+        return [self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float() for ids, mask in self.batches]
+
+    @torch.no_grad()
+    def __call__(self, removed: list[int], keep: dict[int, torch.Tensor] | None = None) -> float:
+        with architecture.mlps_dropped(self.model, removed), architecture.mlp_channels_kept(self.model, keep or {}):
+            hidden = self._last_hidden()
+        return sum(drift_sum(h, r, m) for h, r, m in zip(hidden, self.reference, self.masks)) / self.tokens
 
 
 @torch.no_grad()
@@ -145,21 +168,10 @@ def greedy_mlp_drift(model, tokenizer, texts: list[str], steps: int, max_length:
 
     {"order": [l_1, ...], "drift": [D(S_1), ...], "next": {l: D(S ∪ {l}) for every MLP still left after the
     last step}, "texts", "tokens"}. Costs one forward pass per candidate per step: sum_{k<steps} (L − k) passes."""
-    spec = spec or ModelSpec(name="", path="")
     present = [i for i, layer in enumerate(architecture.layers(model)) if not architecture.mlp_is_dropped(layer)]
     if steps > len(present):
         raise EffirError(f"cannot order {steps} MLP sublayers: only {len(present)} remain")
-    batches = [pad_batch(tokenize(tokenizer, spec, texts[s:s + batch_size], "passage", max_length),
-                         tokenizer.pad_token_id, device) for s in range(0, len(texts), batch_size)]
-    masks = [mask.float() for _, mask in batches]
-    tokens = sum(float(m.sum()) for m in masks)
-    reference = _last_hidden(model, batches)
-
-    def drift(removed: list[int]) -> float:
-        with architecture.mlps_dropped(model, removed):
-            hidden = _last_hidden(model, batches)
-        return sum(drift_sum(h, r, m) for h, r, m in zip(hidden, reference, masks)) / tokens
-
+    drift = OutputDrift(model, tokenizer, texts, max_length, batch_size, spec, device)
     order, curve, candidates = [], [], {}
     for _ in range(steps):
         candidates = {}
@@ -173,7 +185,7 @@ def greedy_mlp_drift(model, tokenizer, texts: list[str], steps: int, max_length:
     if steps == 0:
         candidates = {i: round(drift([i]), 6) for i in present}
     return {"order": order, "drift": curve, "next": {str(i): d for i, d in candidates.items()},  # JSON's keys
-            "texts": len(texts), "tokens": int(tokens)}
+            "texts": len(texts), "tokens": int(drift.tokens)}
 
 
 def greedy_passes(layers_left: int, steps: int) -> int:

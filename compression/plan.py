@@ -14,11 +14,19 @@ importance. Every channel of a width-d MLP costs the same FLOPs, so the ratio de
 self-slimming later removes. For each depth n the first n of the ranking are dropped (`importance.mlp_ranking`, as
 `drop` does) and r is the least width cut that reaches the target; the plan with the least importance removed
 wins. The target binds on documents (the longer sequence); the query ratio is reported beside it.
+
+`removed` adds costs measured one at a time and shares a sublayer's among its channels by their norms. With
+`measure` (`--plan-by drift`) each candidate is instead applied to the model whole and scored by its output drift
+(`importance.OutputDrift`: the plan's MLPs dropped, each other MLP cut to its top 1 − r channels by a_c), and the
+least drift wins. Both score a cut before training. On SmolLM2 they agree (2x: the same plan; 1.5x: the width-only
+cut, drift 0.42 against 0.60 for dropping 15 MLPs), and at 1.5x training reversed that order: the 15-MLP cut,
+trained the same, scored higher on all three collections measured (reports/llm-planner-drift-2026-12-06/).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from effir.compression.importance import mlp_costs, mlp_to_drop
@@ -36,15 +44,28 @@ class Plan:
     query_seq_len: int
     target: float | None = None
     ranking: str = "cosine importance"
+    output_drift: float | None = None   # D of the whole cut on the model, where measured (`measure`)
+    alternatives: list[dict] | None = None  # the other depths that reach the target, with their costs
+
+    @property
+    def cost(self) -> float:
+        """What the planner minimises: the measured drift where there is one, else the summed importance."""
+        return self.output_drift if self.output_drift is not None else self.importance_removed
 
     def to_json(self) -> dict:
         return asdict(self)
 
     def describe(self) -> str:
-        return (f"drop {len(self.dropped_mlp)} MLP sublayers {self.dropped_mlp}, then cut {self.reduction:.0%} of the "
+        drift = f"; output drift {self.output_drift:.4f}" if self.output_drift is not None else ""
+        text = (f"drop {len(self.dropped_mlp)} MLP sublayers {self.dropped_mlp}, then cut {self.reduction:.0%} of the "
                 f"remaining MLP width: predicted FLOP ratio {self.doc_flop_ratio:.2f}x for documents "
                 f"({self.doc_seq_len} tokens), {self.query_flop_ratio:.2f}x for queries ({self.query_seq_len} tokens); "
-                f"importance removed {self.importance_removed:.4f} ({self.ranking})")
+                f"importance removed {self.importance_removed:.4f} ({self.ranking}){drift}")
+        for alt in self.alternatives or []:
+            drift = f", output drift {alt['output_drift']:.4f}" if alt.get("output_drift") is not None else ""
+            text += (f"\n  or drop {alt['n_drop']:2d} and cut {alt['reduction']:.0%}: importance removed "
+                     f"{alt['importance_removed']:.4f}{drift}")
+        return text
 
 
 def flop_ratio(parts: dict[int, dict[str, int]], dropped: list[int], reduction: float) -> float:
@@ -80,15 +101,27 @@ def _plan(scores: dict, doc_parts: dict, query_parts: dict, n_drop: int, reducti
                 round(flop_ratio(query_parts, dropped, reduction), 4), doc_seq_len, query_seq_len, target, ranking)
 
 
+# measure(plan) -> the output drift of the whole cut on the model (`steps.drift_of_plans`)
+Measure = Callable[[Plan], float]
+
+
+def _measured(plan: Plan, measure: Measure | None) -> Plan:
+    if measure is not None:
+        plan.output_drift = round(measure(plan), 6)
+    return plan
+
+
 def plan_for_cut(scores: dict, doc_parts: dict, query_parts: dict, n_drop: int, reduction: float,
-                 doc_seq_len: int, query_seq_len: int) -> Plan:
+                 doc_seq_len: int, query_seq_len: int, measure: Measure | None = None) -> Plan:
     """The predicted figures of a cut chosen by hand: drop the `n_drop` least important, then `reduction`."""
-    return _plan(scores, doc_parts, query_parts, n_drop, reduction, doc_seq_len, query_seq_len)
+    return _measured(_plan(scores, doc_parts, query_parts, n_drop, reduction, doc_seq_len, query_seq_len), measure)
 
 
 def plan_for_target(scores: dict, doc_parts: dict, query_parts: dict, target: float, doc_seq_len: int,
-                    query_seq_len: int, max_reduction: float = 0.5, grain: float = 0.01) -> Plan:
-    """The (D, r) reaching `target`x on documents with the least importance removed; r on a grid of `grain`."""
+                    query_seq_len: int, max_reduction: float = 0.5, grain: float = 0.01,
+                    measure: Measure | None = None) -> Plan:
+    """The (D, r) reaching `target`x on documents with the least importance removed, or, with `measure`, the least
+    output drift; r on a grid of `grain`. The other candidates are kept in `alternatives`, shallowest first."""
     if target <= 1.0:
         raise EffirError(f"--target-speedup {target}: must be above 1")
     present = [i for i, s in enumerate(scores["mlp"]) if s is not None]
@@ -106,9 +139,14 @@ def plan_for_target(scores: dict, doc_parts: dict, query_parts: dict, target: fl
         else:
             continue
         if reduction <= max_reduction:
-            candidates.append(_plan(scores, doc_parts, query_parts, n, reduction, doc_seq_len, query_seq_len, target))
+            candidates.append(_measured(_plan(scores, doc_parts, query_parts, n, reduction, doc_seq_len, query_seq_len,
+                                              target), measure))
     if not candidates:
         most = flop_ratio(doc_parts, present, 0.0)
         raise EffirError(f"--target-speedup {target}: no plan reaches {target}x on documents: dropping every MLP "
                          f"sublayer gives {most:.2f}x (attention stays), and width cuts are capped at {max_reduction:.0%}")
-    return min(candidates, key=lambda p: p.importance_removed)
+    chosen = min(candidates, key=lambda p: p.cost)
+    chosen.alternatives = [{"n_drop": len(p.dropped_mlp), "reduction": p.reduction,
+                            "importance_removed": p.importance_removed, "output_drift": p.output_drift}
+                           for p in candidates if p is not chosen]
+    return chosen

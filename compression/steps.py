@@ -239,9 +239,28 @@ def typical_lengths(model: str, dataset: str | None, sample: int = 256, seed: in
                           list(ds.queries().values()))
 
 
+def drift_of_plans(model: str, scores: dict, texts: list[str], device: str = "cpu"):
+    """measure(plan) -> D of the whole cut on `model` (`importance.OutputDrift` over `texts` at the model's passage
+    length): its MLPs dropped, every other MLP cut to its top 1 − r channels by a_c (`slim.activation_keep_sets`,
+    the gate-free stand-in for the width step)."""
+    from effir.compression.slim import activation_keep_sets
+
+    spec, net, tok = load(model, device)
+    drift = imp.OutputDrift(net, tok, texts, spec.passage_max_length, spec=spec, device=device)
+
+    def measure(p) -> float:
+        keep = activation_keep_sets(scores["mlp_channels"], 1.0 - p.reduction) if p.reduction else {}
+        return drift(p.dropped_mlp, {i: k for i, k in keep.items() if i not in p.dropped_mlp})
+
+    return measure
+
+
 def plan_cut(model: str, scores: dict, target_speedup: float | None = None, n_drop: int | None = None,
-             reduction: float = 0.0, dataset: str | None = None):
-    """A `plan.Plan`: the cut reaching `target_speedup` with the least importance removed, or the given cut."""
+             reduction: float = 0.0, dataset: str | None = None, plan_by: str = "importance", drift_texts: int = 64,
+             device: str = "cpu"):
+    """A `plan.Plan`: the cut reaching `target_speedup` with the least importance removed, or, with `plan_by`
+    "drift", the least output drift measured on `drift_texts` of the dataset's corpus; or the given cut (with
+    "drift", its drift measured too)."""
     import torch
     from transformers import AutoConfig, AutoModel
 
@@ -254,9 +273,15 @@ def plan_cut(model: str, scores: dict, target_speedup: float | None = None, n_dr
     architecture.apply_structure(net, spec.dropped_mlp, spec.dropped_attn, spec.mlp_widths, spec.low_rank)
     doc_len, query_len = typical_lengths(model, dataset)
     doc_parts, query_parts = flops_by_part(net, doc_len), flops_by_part(net, query_len)
+    measure = None
+    if plan_by == "drift":
+        if not dataset:
+            raise EffirError("--plan-by drift measures each plan on calibration texts: give --dataset")
+        measure = drift_of_plans(model, scores, calibration_texts(dataset=dataset, n=drift_texts), device)
     if target_speedup:
-        return plan.plan_for_target(scores, doc_parts, query_parts, target_speedup, doc_len, query_len)
-    return plan.plan_for_cut(scores, doc_parts, query_parts, n_drop or 0, reduction, doc_len, query_len)
+        return plan.plan_for_target(scores, doc_parts, query_parts, target_speedup, doc_len, query_len,
+                                    measure=measure)
+    return plan.plan_for_cut(scores, doc_parts, query_parts, n_drop or 0, reduction, doc_len, query_len, measure)
 
 
 SLIM_LOSSES = ("infonce", "distill")
@@ -282,11 +307,13 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
                  cfg: TrainConfig | None = None, slim_cfg: TrainConfig | None = None, calibration: int = 256,
                  passage_max_length: int | None = None, device: str = "cpu", target_speedup: float | None = None,
                  importance: str | None = None, pooling: str | None = None, teacher: str | None = None,
-                 slim_by: str = "gate", negatives_by: str | None = None, channels_from: str | None = None) -> dict:
+                 slim_by: str = "gate", negatives_by: str | None = None, channels_from: str | None = None,
+                 plan_by: str = "importance") -> dict:
     """analyze → plan → drop → slim → train (the paper's order); every intermediate folder is kept under `out`.
 
     The cut is `drop_fraction` of the MLP sublayers and `reduction` of the remaining width, or, with
-    `target_speedup`, the plan that reaches it with the least importance removed (`plan.py`). `pooling` overrides
+    `target_speedup`, the plan that reaches it with the least importance removed, or with `plan_by` "drift" the
+    least output drift measured (`plan.py`). `pooling` overrides
     the model's from the first folder on, so every later step trains and encodes with it. `teacher`: the last
     training also distils from it (`cfg.distill_weight`, `cfg.contrastive_weight`). `slim_by`: "gate" (the paper's
     self-slimming), "activation" (`slim_by_activation`, on the calibration texts) or "gate-activation" (gates
@@ -305,7 +332,7 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
     else:
         scores = analyze(model, out / "0-analyze", calibration_texts(dataset=dataset, n=calibration), device=device)
     n_drop = int(round(drop_fraction * sum(s is not None for s in scores["mlp"])))
-    chosen = plan_cut(model, scores, target_speedup, n_drop, reduction, dataset)
+    chosen = plan_cut(model, scores, target_speedup, n_drop, reduction, dataset, plan_by, device=device)
     if channels_from:
         _check_same_plan(channels_from, cut, chosen)
     write_json(out / "plan.json", chosen.to_json())

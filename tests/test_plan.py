@@ -91,3 +91,53 @@ def test_plan_cli_prints_and_writes(tmp_path, tiny_llama, tiny_dataset):
     r = CliRunner().invoke(main, ["compress", "plan", "-m", str(tiny_llama), "--importance",
                                   str(tmp_path / "p" / "importance.json"), "--target-speedup", "50"])
     assert r.exit_code != 0 and "no plan reaches 50.0x" in r.output
+
+
+def test_plan_by_measure_picks_least_output_drift():
+    """With a measure the planner minimises each whole plan's measured drift, not the summed importance, and keeps
+    every other depth that reaches the target with its costs."""
+    parts = _parts()
+    by_sum = plan.plan_for_target(SCORES, parts, parts, 1.6, 256, 32)
+    # a measure that makes every width cut dearer than any depth: the deepest plan wins
+    measured = plan.plan_for_target(SCORES, parts, parts, 1.6, 256, 32,
+                                    measure=lambda p: p.reduction + 0.01 * (4 - len(p.dropped_mlp)))
+    assert len(measured.dropped_mlp) > len(by_sum.dropped_mlp)
+    assert measured.output_drift == min(a["output_drift"] for a in measured.alternatives + [measured.to_json()]
+                                        if a.get("output_drift") is not None)
+    assert {a["n_drop"] for a in measured.alternatives} | {len(measured.dropped_mlp)} == \
+        {a["n_drop"] for a in by_sum.alternatives} | {len(by_sum.dropped_mlp)}
+    assert "output drift" in measured.describe() and by_sum.output_drift is None
+
+
+def test_channels_kept_is_the_sliced_cut(tiny_llama):
+    """Zeroing the other channels' inputs computes what slicing them away does, and is undone on exit."""
+    spec = resolve(str(tiny_llama))
+    model, tok = load_model(spec, device="cpu")
+    ids = torch.tensor([[5, 9, 13, 17, 21, 25]])
+    with torch.no_grad():
+        before = model(input_ids=ids).last_hidden_state
+        keep = {1: torch.arange(0, 64, 3), 3: torch.arange(10, 40)}
+        with architecture.mlp_channels_kept(model, keep), architecture.mlps_dropped(model, [2]):
+            masked = model(input_ids=ids).last_hidden_state
+        assert torch.allclose(model(input_ids=ids).last_hidden_state, before)
+        sliced, _ = load_model(spec, device="cpu")
+        architecture.apply_structure(sliced, dropped_mlp=[2])
+        for i, k in keep.items():
+            architecture.keep_mlp_channels(sliced, i, k)
+        assert torch.allclose(sliced(input_ids=ids).last_hidden_state, masked, atol=1e-5)
+        assert not torch.allclose(masked, before, atol=1e-3)
+
+
+def test_plan_cli_by_drift(tmp_path, tiny_llama, tiny_dataset):
+    r = CliRunner().invoke(main, ["compress", "plan", "-m", str(tiny_llama), "--dataset", str(tiny_dataset),
+                                  "--target-speedup", "1.3", "--plan-by", "drift", "--out", str(tmp_path / "p"),
+                                  "--json"])
+    assert r.exit_code == 0, r.output
+    chosen = json.loads(r.stdout)
+    drifts = [a["output_drift"] for a in chosen["alternatives"]]
+    assert chosen["output_drift"] > 0 and all(d is not None and d >= chosen["output_drift"] for d in drifts)
+    # the drift is measured on the dataset's texts: without one, a clear error
+    r = CliRunner().invoke(main, ["compress", "plan", "-m", str(tiny_llama), "--importance",
+                                  str(tmp_path / "p" / "importance.json"), "--target-speedup", "1.3",
+                                  "--plan-by", "drift"])
+    assert r.exit_code != 0 and "give --dataset" in r.output
