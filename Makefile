@@ -482,6 +482,7 @@ LLM_BEST := $(filter smollm2-effir-d8-drift smollm2-effir-2x-act-distilled,$(LLM
 LLM_TRANSFER = $(call llm_transfer,transfer,smollm2-ft $(LLM_BEST),$(foreach s,$(LLM_BEST),--parent $(s)=smollm2-ft))
 # and smollm2-ft-3k, its fourth training (the passes were scored on SciFact test as they came: do they carry to
 # collections never looked at?), that model's parent cut to the 2x plan and trained as it was (its peer), and the
-# milder cuts made the same way (d15 and the 1.5x plan)
+# milder cuts made the same way (d15 and the 1.5x plan, two training seeds each)
 LLM_TRANSFER_MIXED := smollm2-ft-3k smollm2-ft-3k-mixed3-r64 smollm2-effir-2x-gact-mixed3-r64 \
-                      smollm2-effir-1.5x-gact-mixed3-r64 smollm2-effir-d15-mixed3-r64
+                      smollm2-effir-1.5x-gact-mixed3-r64 smollm2-effir-d15-mixed3-r64 \
+                      smollm2-effir-1.5x-gact-mixed3-r64-s1 smollm2-effir-d15-mixed3-r64-s1
