@@ -20,32 +20,29 @@ import argparse
 import json
 
 
-def _ranking_pool(ds, corpus: list, split: str, n_queries: int, n_docs: int) -> tuple[dict, dict, dict]:
-    """(queries, qrels, pool {docid: text}) for the first `n_queries` judged queries of `split`."""
-    texts = {d.docid: d.contents for d in corpus}
-    queries = ds.queries()
-    qrels = ds.qrels(split)
+def _ranking_pool(dataset: str, split: str, n_queries: int, pool: dict) -> tuple[dict, dict, dict]:
+    """(queries, qrels, pool {docid: text}) for the first `n_queries` judged queries of `split`: `pool` plus their
+    judged documents."""
+    from effir.core.data import BeirDataset
+
+    ds = BeirDataset(dataset)
+    queries, qrels = ds.queries(), ds.qrels(split)
     chosen = [q for q in qrels if q in queries][:n_queries]
-    pool = {d.docid: d.contents for d in corpus[:n_docs]}
-    for q in chosen:
-        pool.update({d: texts[d] for d in qrels[q] if d in texts})
+    judged = {d for q in chosen for d in qrels[q]}
+    pool = pool | {d.docid: d.contents for d in ds.corpus() if d.docid in judged}
     return {q: queries[q] for q in chosen}, {q: qrels[q] for q in chosen}, pool
 
 
 def _top(encoder, queries: dict, pool: dict, k: int = 100) -> dict[str, dict[str, float]]:
-    import numpy as np
+    """qid -> {docid: score} of the top k of the pool, by exact inner product as a Flat index answers."""
+    import faiss
 
-    q = encoder.encode(list(queries.values()), side="query")[0]
     d = encoder.encode(list(pool.values()))[0]
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    scores = q @ d.T
+    index = faiss.IndexFlatIP(d.shape[1])
+    index.add(d)
+    scores, rows = index.search(encoder.encode(list(queries.values()), side="query")[0], min(k, len(pool)))
     ids = list(pool)
-    run = {}
-    for qid, row in zip(queries, scores):
-        best = np.argsort(-row)[:k]
-        run[qid] = {ids[i]: float(row[i]) for i in best}
-    return run
+    return {qid: {ids[j]: float(x) for x, j in zip(s, r)} for qid, s, r in zip(queries, scores, rows)}
 
 
 def _top10(hits: dict[str, float]) -> set[str]:
@@ -66,18 +63,16 @@ def main():
 
     import numpy as np
 
-    from effir.core.data import BeirDataset
+    from effir.compression.cli import probe_documents
     from effir.core.device import configure_threads
     from effir.core.models import resolve
     from effir.encoder.model import Encoder
     from effir.eval.metrics import evaluate
 
     configure_threads(args.threads)
-    ds = BeirDataset(args.dataset)
-    corpus = list(ds.corpus())
-    texts = [d.contents for d in corpus[:args.docs]]
+    ids, texts = probe_documents(args.dataset, args.docs)
     if args.queries:
-        queries, qrels, pool = _ranking_pool(ds, corpus, args.split, args.queries, args.docs)
+        queries, qrels, pool = _ranking_pool(args.dataset, args.split, args.queries, dict(zip(ids, texts)))
     reference_encoder = Encoder(resolve(args.reference), device="cpu")
     reference = reference_encoder.encode(texts)[0]
     summary = {"reference": args.reference, "docs": len(texts), "rows": []}

@@ -104,8 +104,8 @@ def cut_options(f):
                      help="importance.json from `analyze` (default: computed on --dataset)"),
         click.option("--plan-by", type=click.Choice(["importance", "drift"]), default="importance", show_default=True,
                      help="what --target-speedup minimises: the summed importance of what each plan removes, or the "
-                          "output drift of each whole plan measured on the model (64 texts of --dataset; a few "
-                          "seconds a plan)"),
+                          "output drift of each whole plan measured on the model (64 texts of --dataset; about 10 s a "
+                          "plan on 2 CPU cores for SmolLM2-135M)"),
     ]
     for opt in reversed(opts):
         f = opt(f)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from effir.compression.slim import channels_kept
 from effir.core.errors import EffirError
 from effir.core.models import ModelSpec
 from effir.encoder import architecture
@@ -156,7 +157,7 @@ class OutputDrift:
 
     @torch.no_grad()
     def __call__(self, removed: list[int], keep: dict[int, torch.Tensor] | None = None) -> float:
-        with architecture.mlps_dropped(self.model, removed), architecture.mlp_channels_kept(self.model, keep or {}):
+        with architecture.mlps_dropped(self.model, removed), channels_kept(self.model, keep or {}):
             hidden = self._last_hidden()
         return sum(drift_sum(h, r, m) for h, r, m in zip(hidden, self.reference, self.masks)) / self.tokens
 

@@ -12,6 +12,8 @@ training, or after it on the gated model (ReLU(z_c)·a_c: the gates' learned sca
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -73,6 +75,23 @@ class ChannelGates:
             architecture.keep_mlp_channels(self.model, i, idx, scale=scale)
             out[i] = (idx.cpu(), scale[idx].cpu())
         return out
+
+
+@contextmanager
+def channels_kept(model: nn.Module, keep: dict[int, torch.Tensor]):
+    """The model with each listed MLP cut to its channels `keep[layer]`, undone on exit: gates fixed at 1 on the
+    kept channels and 0 on the rest, which computes what slicing the rest away (`keep_mlp_channels`) computes."""
+    if not keep:  # nothing to cut: no gates on the forward pass
+        yield model
+        return
+    gates = ChannelGates(model)
+    with torch.no_grad():
+        for i, idx in keep.items():
+            gates.z[i].zero_()[idx] = 1.0
+    try:
+        yield model
+    finally:
+        gates.remove()
 
 
 CHANNELS_FILE = "channels.safetensors"

@@ -112,23 +112,6 @@ def mlps_dropped(model: nn.Module, indices):
                 setattr(blocks[i], name, child)
 
 
-@contextmanager
-def mlp_channels_kept(model: nn.Module, keep: dict[int, torch.Tensor]):
-    """The model with each listed MLP cut to its channels `keep[layer]`, undone on exit: the other channels' inputs
-    to the output projection are zeroed, which is what slicing them away (`keep_mlp_channels`) computes."""
-    hooks = []
-    try:
-        for i, idx in keep.items():
-            _, out = mlp_linears(layers(model)[i])
-            mask = torch.zeros(out.in_features, device=out.weight.device, dtype=out.weight.dtype)
-            mask[idx.to(mask.device)] = 1
-            hooks.append(out.register_forward_pre_hook(lambda mod, args, mask=mask: (args[0] * mask,)))
-        yield model
-    finally:
-        for h in hooks:
-            h.remove()
-
-
 def drop_attention(model: nn.Module, index: int) -> None:
     layer = layers(model)[index]
     if family(model) == "llama":

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from effir.cli import main
 from effir.compression import plan
 from effir.compression.info import describe, flops_by_part
-from effir.compression.slim import ChannelGates
+from effir.compression.slim import ChannelGates, channels_kept
 from effir.core.models import resolve
 from effir.encoder import architecture
 from effir.encoder.model import load_model
@@ -117,7 +117,7 @@ def test_channels_kept_is_the_sliced_cut(tiny_llama):
     with torch.no_grad():
         before = model(input_ids=ids).last_hidden_state
         keep = {1: torch.arange(0, 64, 3), 3: torch.arange(10, 40)}
-        with architecture.mlp_channels_kept(model, keep), architecture.mlps_dropped(model, [2]):
+        with architecture.mlps_dropped(model, [2]), channels_kept(model, keep):
             masked = model(input_ids=ids).last_hidden_state
         assert torch.allclose(model(input_ids=ids).last_hidden_state, before)
         sliced, _ = load_model(spec, device="cpu")
