@@ -9,7 +9,7 @@ DATA   ?= ../shared/data/beir
 comma := ,
 # THREADS=n fixes the benches' threads (default: the cores idle when each starts)
 THREADS ?=
-.PHONY: install demo demo-baselines demo-llm speed-llm record-llm train-llm test test-unit bench-encode clean
+.PHONY: install demo demo-baselines demo-llm demo-llm-all speed-llm record-llm train-llm test test-unit bench-encode clean
 
 install: $(STAMP)
 
@@ -140,7 +140,8 @@ LLM_SYSTEMS := smollm2-ft smollm2-effir-d8 smollm2-effir-d8-drift smollm2-effir-
                smollm2-effir-2x-gact-mixed-3k-r48-s1 smollm2-effir-2x-gact-mixed-3k-r64 smollm2-ft-3k-mixed-r48 \
                smollm2-ft-3k-mixed2-r64 smollm2-effir-2x-gact-mixed2-r64 smollm2-ft-3k-mixed3-r64 \
                smollm2-effir-2x-gact-mixed3-r64 smollm2-effir-1.5x-gact-mixed3-r64 smollm2-effir-d15-mixed3-r64 \
-               smollm2-effir-d15-mixed3-r64-s1 smollm2-effir-1.5x-gact-mixed3-r64-s1
+               smollm2-effir-d15-mixed3-r64-s1 smollm2-effir-1.5x-gact-mixed3-r64-s1 \
+               smollm2-effir-1.5x-d8-gact-mixed3-r64
 
 TRAIN_smollm2-ft          = $(BIN)/effir compress train -m $(LLM_BASE) $(LLM_TRAIN) --out $(LLM)/smollm2-ft
 TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
@@ -391,6 +392,10 @@ $(call cut_mixed_pass,smollm2-effir-d15-mixed3-r64-s1,ft-3k-mixed2-r64,smollm2-f
 # (p 0.19)
 $(call cut_mixed_pass,smollm2-effir-1.5x-gact-mixed3-r64-s1,ft-3k-mixed2-r64,smollm2-ft-3k-mixed3-r64,--target-speedup 1.5 \
   --channels-from models/smollm2-effir-1.5x-gact-mixed3-r64 --seed 1)
+# between the two ends of the 1.5x frontier: 8 MLPs dropped (mixed2's drift order) and 30 % of the rest's width, the
+# alternative the planner lists at that depth (1.50x on documents), trained the same: whether quality is monotone in depth
+$(call cut_mixed_pass,smollm2-effir-1.5x-d8-gact-mixed3-r64,ft-3k-mixed2-r64,smollm2-ft-3k-mixed3-r64,--drop-fraction 0.27 \
+  --reduction 0.3 $(LLM_GATE_ACT))
 
 $(LLM_COSINE): | install
 	$(BIN)/effir compress analyze -m $(LLM_BASE) --dataset $(DATA)/scifact --out $(LLM)/importance
@@ -411,8 +416,9 @@ train-llm: install $(NEEDS_$(SYSTEM))
 	$(BIN)/effir compress export $(TRAINED_$(SYSTEM)) --base $(or $(BASE_$(SYSTEM)),$(LLM_BASE)) --dataset $(DATA)/scifact \
 	  --out models/$(SYSTEM) --command "make train-llm SYSTEM=$(SYSTEM)"
 
-# make demo-llm: every system rebuilt from models/ (no training), encoded, evaluated and timed in one report.
-# Each stage is cached by what it was made from, so a rerun continues where the last one stopped.
+# make demo-llm-all: every committed system rebuilt from models/ (no training), encoded, evaluated and timed in one
+# report (about 12 hours here); make demo-llm: the README's headline alone (below). Each stage is cached by what it was
+# made from, so a rerun continues where the last one stopped, and the two share their encodes.
 LLM_BUILT := $(foreach s,$(LLM_SYSTEMS),$(if $(wildcard models/$(s)/manifest.json),$(s)))
 $(LLM)/rebuilt/%/effir.json: models/%/manifest.json | install
 	$(BIN)/effir compress rebuild models/$* --out $(LLM)/rebuilt/$*
@@ -456,30 +462,48 @@ LLM_BENCH = $(BIN)/effir bench --dataset $(DATA)/scifact --work $(LLM)/systems -
 	  $(foreach s,$(filter-out smollm2-ft,$(LLM_BUILT)),--parent $(s)=$(or $(notdir $(BASE_$(s))),$(LLM_REF))) \
 	  $(foreach s,$(LLM_BASELINES),--parent $(s)=$(call parent_of,$(s))) \
 	  $(call peers_among,$(LLM_BUILT))
-demo-llm: install $(LLM_FOLDERS)
-	$(LLM_BENCH) --out runs/demo-llm $(addprefix --beside ,$(MINILM_REPORT))
+demo-llm-all: install $(LLM_FOLDERS)
+	$(LLM_BENCH) --out runs/demo-llm-all $(addprefix --beside ,$(MINILM_REPORT))
 	$(if $(and $(filter smollm2-ft,$(LLM_BUILT)),$(LLM_BEST)),$(LLM_TRANSFER))
-	$(if $(filter-out $(LLM_BUILT),$(LLM_TRANSFER_MIXED)),,$(call llm_transfer,transfer-mixed3,$(LLM_TRANSFER_MIXED)))
+	$(if $(filter-out $(LLM_BUILT),$(LLM_TRANSFER_MIXED)),,$(call llm_transfer,runs/demo-llm-all/transfer-mixed3,$(LLM_TRANSFER_MIXED)))
 
-# make speed-llm: demo-llm's timing alone, every system rebuilt but no corpus encoded (~1.5 h here, in groups of 4
+# make demo-llm: the README's headline (*In short*) rebuilt from models/: BM25, the untrained model, the best full model
+# (smollm2-ft-3k-mixed3-r64: the speed reference and its cuts' peer), three cuts of its parent trained as it was (d15,
+# the 1.5x plan, the 2x plan) and int8-token on the 2x cut, in one bench; then the four trained systems on Cranfield
+# and CISI (never trained on). Six SmolLM2 encodes of SciFact and four of each short collection: about two hours here.
+LLM_HEADLINE := smollm2-ft-3k-mixed3-r64 smollm2-effir-d15-mixed3-r64 smollm2-effir-1.5x-gact-mixed3-r64 \
+                smollm2-effir-2x-gact-mixed3-r64
+LLM_HEADLINE_INT8 := smollm2-effir-2x-gact-mixed3-r64-int8-token
+demo-llm: install $(foreach s,$(LLM_HEADLINE),$(LLM)/rebuilt/$(s)/effir.json) $(LLM)/baselines/$(LLM_HEADLINE_INT8)/effir.json
+	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/demo-llm --work $(LLM)/systems \
+	  --reference $(firstword $(LLM_HEADLINE)) --control --timing-docs 64 --timing-queries 64 --rounds 5 \
+	  $(addprefix --threads ,$(THREADS)) \
+	  --systems bm25$(if $(LLM_ZS),$(comma)$(LLM_ZS))$(call llm_rebuilt,$(LLM_HEADLINE)),$(LLM_HEADLINE_INT8)=$(LLM)/baselines/$(LLM_HEADLINE_INT8) \
+	  --parent $(LLM_HEADLINE_INT8)=$(call parent_of,$(LLM_HEADLINE_INT8)) $(call peers_among,$(LLM_HEADLINE)) \
+	  $(addprefix --beside ,$(MINILM_REPORT))
+	$(call llm_transfer,runs/demo-llm/transfer,$(LLM_HEADLINE))
+
+# make speed-llm: demo-llm-all's timing alone, every system rebuilt but no corpus encoded (~1.5 h here, in groups of 4
 # with the reference and the control; demo-llm ~6 h): the README's SmolLM2 speed figures
 speed-llm: install $(LLM_FOLDERS)
 	$(LLM_BENCH) --speed-only --out runs/speed-llm
 
-# make record-llm: the SciFact figures demo-llm measured, written into each artefact's manifest
+# make record-llm: the SciFact figures a demo measured, written into the manifest of each artefact it encoded
+LLM_METRICS = $(LLM)/systems/scifact/$(1)/metrics.json
 record-llm: install
-	$(foreach s,$(LLM_BUILT),$(BIN)/effir compress record models/$(s) --metrics $(LLM)/systems/scifact/$(s)/metrics.json &&) true
+	$(foreach s,$(LLM_BUILT),$(if $(wildcard $(call LLM_METRICS,$(s))),$(BIN)/effir compress record models/$(s) --metrics $(call LLM_METRICS,$(s)) &&)) true
 
 # transfer: smollm2-ft and the EffiR systems that keep most of it on SciFact (best at any speed, best at >= 1.8x),
 # on two collections never trained on (quality only: speed is the SciFact run's)
+# $(call llm_rebuilt,SYSTEM...): ",name=folder" for each system rebuilt from models/
+llm_rebuilt = $(subst $(eval) ,,$(foreach s,$(1),$(comma)$(s)=$(LLM)/rebuilt/$(s)))
 # $(call llm_transfer,OUT,REFERENCE SYSTEM...[,OPTIONS]): BM25 and the systems rebuilt from models/, the first the
 # reference, each system's peer (PEER_<system>) named where it is among them
-llm_transfer = $(BIN)/effir bench --dataset $(DATA)/cranfield --dataset $(DATA)/cisi --out runs/demo-llm/$(1) \
+llm_transfer = $(BIN)/effir bench --dataset $(DATA)/cranfield --dataset $(DATA)/cisi --out $(1) \
 	  --work $(LLM)/systems --reference $(firstword $(2)) --rounds 0 $(addprefix --threads ,$(THREADS)) \
-	  --systems bm25$(subst $(eval) ,,$(foreach s,$(2),$(comma)$(s)=$(LLM)/rebuilt/$(s))) $(3) \
-	  $(call peers_among,$(2))
+	  --systems bm25$(call llm_rebuilt,$(2)) $(3) $(call peers_among,$(2))
 LLM_BEST := $(filter smollm2-effir-d8-drift smollm2-effir-2x-act-distilled,$(LLM_BUILT))
-LLM_TRANSFER = $(call llm_transfer,transfer,smollm2-ft $(LLM_BEST),$(foreach s,$(LLM_BEST),--parent $(s)=smollm2-ft))
+LLM_TRANSFER = $(call llm_transfer,runs/demo-llm-all/transfer,smollm2-ft $(LLM_BEST),$(foreach s,$(LLM_BEST),--parent $(s)=smollm2-ft))
 # and smollm2-ft-3k, its fourth training (the passes were scored on SciFact test as they came: do they carry to
 # collections never looked at?), that model's parent cut to the 2x plan and trained as it was (its peer), and the
 # milder cuts made the same way (d15 and the 1.5x plan, two training seeds each)

@@ -8,6 +8,13 @@ next, after a warm-up; each figure is the median over rounds, speedups the media
 first system (min–max beside it). The forward time includes padding, pooling and the copy of the vectors back to
 the host, and waits for the device to finish (`torch.cuda.synchronize`).
 
+`--parts` then splits the document forward pass (batches of the first --doc-batches size) by the model's parts:
+every layer's attention sublayer, MLP sublayer and norms, the embeddings, and the rest (rotary tables, masks, residual
+adds, pooling, padding, the copy back), timed by hooks around each part in passes of their own (the hooks' clock reads
+would otherwise sit in the figures above). Beside each part's time: its speedup against the first system and its
+analytic FLOP ratio (`info.flops_by_part` at the batches' median length), so a compressed system's realised ratio can
+be traced to the parts that fall short of theirs. In a BERT layer the norms sit inside the attention and MLP outputs.
+
     .venv/bin/python bench/encode_breakdown.py --dataset ../shared/data/beir/scifact \\
         --systems smollm2-ft=runs/llm/rebuilt/smollm2-ft,smollm2-effir-2x=runs/llm/rebuilt/smollm2-effir-2x
 """
@@ -18,6 +25,8 @@ import argparse
 import json
 import statistics
 import time
+from collections import defaultdict
+from contextlib import contextmanager
 
 
 def _sync(device: str) -> None:
@@ -81,6 +90,113 @@ def summary(times: dict, n_texts: dict) -> dict:
     return out
 
 
+def part_of(child: str) -> str:
+    """A layer's child module, by name (both families): which part of the layer it is."""
+    if child in ("mlp", "intermediate", "output"):
+        return "mlp"
+    if child in ("self_attn", "attention"):
+        return "attention"
+    return "norm" if "norm" in child.lower() else "other"
+
+
+@contextmanager
+def timed_parts(model, device: str):
+    """Seconds spent in each part of `model` while the block runs: {"attention" | "mlp" | "norm" | "embedding": s}."""
+    from torch import nn
+
+    from effir.encoder import architecture
+
+    spent, handles = defaultdict(float), []
+
+    def watch(module, part: str) -> None:
+        start = {}
+
+        def before(*_):
+            _sync(device)
+            start["t"] = time.perf_counter()
+
+        def after(*_):
+            _sync(device)
+            spent[part] += time.perf_counter() - start["t"]
+
+        handles.extend([module.register_forward_pre_hook(before), module.register_forward_hook(after)])
+
+    for layer in architecture.layers(model):
+        for name, child in layer.named_children():
+            if part_of(name) != "other":
+                watch(child, part_of(name))
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Embedding) or (name.rpartition(".")[2] == "norm" and ".layers." not in f".{name}."):
+            watch(module, "embedding" if isinstance(module, nn.Embedding) else "norm")
+    try:
+        yield spent
+    finally:
+        for h in handles:
+            h.remove()
+
+
+PARTS = ("attention", "mlp", "norm", "embedding", "other")
+
+
+def part_times(encoders: dict, docs: list[str], batch: int, rounds: int) -> dict:
+    """name -> part -> [s per round] over the documents' forward passes in batches of `batch`; "forward" the whole
+    pass and "other" what no part's hooks saw. The systems take turns as in `timed_units`."""
+    names = list(encoders)
+    ids = {n: encoders[n].tokenize(docs, "passage") for n in names}
+    times = {n: {p: [] for p in ("forward",) + PARTS} for n in names}
+    for n in names:  # warm-up
+        encoders[n].forward_ids(ids[n][:batch])
+    turn = 0
+    for _ in range(rounds):
+        spent = {n: defaultdict(float) for n in names}
+        for i in range(0, len(docs), batch):
+            for n in names if turn % 2 == 0 else reversed(names):
+                enc = encoders[n]
+                with timed_parts(enc.model, enc.device) as parts:
+                    t0 = time.perf_counter()
+                    enc.forward_ids(ids[n][i:i + batch]).cpu()
+                    _sync(enc.device)
+                    spent[n]["forward"] += time.perf_counter() - t0
+                for p, s in parts.items():
+                    spent[n][p] += s
+                turn += 1
+        for n in names:
+            spent[n]["other"] = spent[n]["forward"] - sum(spent[n][p] for p in PARTS[:-1])
+            for p in times[n]:
+                times[n][p].append(spent[n][p])
+    return times
+
+
+def part_flops(model, seq_len: int) -> dict[str, int]:
+    """Analytic FLOPs per token by part: attention (projections and scores) and MLP, summed over layers."""
+    from effir.compression.info import flops_by_part
+
+    layers = flops_by_part(model, seq_len).values()
+    return {"attention": sum(p["attn_qo"] + p["attn_kv"] + p["attn_scores"] for p in layers),
+            "mlp": sum(p["mlp"] for p in layers)}
+
+
+def part_summary(times: dict, flops: dict) -> dict:
+    """Per system and part: median seconds, share of the forward pass, speedup against the first system, and for the
+    parts the FLOP model counts, the analytic ratio."""
+    from effir.speed import speedup
+
+    reference = next(iter(times))
+    out = {}
+    for name, parts in times.items():
+        forward = statistics.median(parts["forward"])
+        out[name] = {}
+        for part, seconds in parts.items():
+            row = {"seconds": round(statistics.median(seconds), 4),
+                   "share": round(statistics.median(seconds) / forward, 3)}
+            if min(times[reference][part]) > 0 and min(seconds) > 0:
+                row["speedup"] = speedup(times[reference][part], seconds)
+            if part in flops[name]:  # None: the part is gone (every MLP dropped)
+                row["flop_ratio"] = round(flops[reference][part] / flops[name][part], 3) if flops[name][part] else None
+            out[name][part] = row
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", required=True, help="BEIR folder the documents and queries are sampled from")
@@ -91,6 +207,8 @@ def main():
     ap.add_argument("--query-batches", default="1,32")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--parts", action="store_true",
+                    help="also split the document forward pass by part (attention, MLP, norms, embeddings, rest)")
     ap.add_argument("--out", default=None, help="also write the figures and the machine as JSON here")
     args = ap.parse_args()
 
@@ -117,10 +235,27 @@ def main():
             print(f"{name:24} {task:10} {f['forward_texts_per_s']:12.1f} {f['tokenize_share']:9.0%} "
                   f"{fs['median']:7.2f}x ({fs['min']:.2f}-{fs['max']:.2f}) {ts['median']:7.2f}x "
                   f"({ts['min']:.2f}-{ts['max']:.2f})")
+    result = {"machine": describe_machine(), "device": device, "docs": len(docs), "queries": len(queries),
+              "rounds": args.rounds, "figures": figures, "seconds": times}
+    if args.parts:
+        batch = int(args.doc_batches.split(",")[0])
+        seconds = part_times(encoders, docs, batch, args.rounds)
+        first = next(iter(encoders.values()))
+        seq_len = int(statistics.median(len(x) for x in first.tokenize(docs, "passage")))
+        parts = part_summary(seconds, {n: part_flops(e.model, seq_len) for n, e in encoders.items()})
+        print(f"\ndocument forward pass by part (batches of {batch}, median length {seq_len} tokens, "
+              f"{args.rounds} rounds, hooks on)")
+        print(f"{'system':24} {'part':10} {'seconds':>8} {'share':>6} {'speedup':>20} {'FLOP ratio':>10}")
+        for name, rows in parts.items():
+            for part, r in rows.items():
+                sp = r.get("speedup")
+                sp = f"{sp['median']:7.2f}x ({sp['min']:.2f}-{sp['max']:.2f})" if sp else "-"
+                ratio = "-" if "flop_ratio" not in r else "gone" if r["flop_ratio"] is None else f"{r['flop_ratio']:.2f}x"
+                print(f"{name:24} {part:10} {r['seconds']:8.3f} {r['share']:6.1%} {sp:>20} {ratio:>10}")
+        result.update(parts={"batch": batch, "median_tokens": seq_len, "figures": parts, "seconds": seconds})
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"machine": describe_machine(), "device": device, "docs": len(docs), "queries": len(queries),
-                       "rounds": args.rounds, "figures": figures, "seconds": times}, f, indent=1)
+            json.dump(result, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -129,7 +129,7 @@ def slim_cmd(model, out, dataset, reduction, l0_weight, slim_by, split, title_bo
 @cut_options
 @click.option("--out", type=click.Path(), default=None, help="also write the plan (and importance) here")
 @click.option("--json", "as_json", is_flag=True)
-def plan_cmd(model, dataset, drop_fraction, reduction, target_speedup, importance, plan_by, out, as_json):
+def plan_cmd(model, dataset, drop_fraction, reduction, target_speedup, importance, plan_by, plan_depth, out, as_json):
     """Print the cut a budget asks for: sublayers dropped, width removed, predicted FLOP ratios; changes nothing."""
     import tempfile
 
@@ -140,7 +140,7 @@ def plan_cmd(model, dataset, drop_fraction, reduction, target_speedup, importanc
         raise click.UsageError("give --importance FILE, or --dataset to compute it")
     scores = importance_scores(model, importance, dataset, out or tempfile.mkdtemp(prefix="effir-plan-"))
     n_drop = int(round(drop_fraction * sum(x is not None for x in scores["mlp"])))
-    chosen = plan_cut(model, scores, target_speedup, n_drop, reduction, dataset, plan_by)
+    chosen = plan_cut(model, scores, target_speedup, n_drop, reduction, dataset, plan_by, plan_depth=plan_depth)
     if out:
         write_json(f"{out}/plan.json", chosen.to_json())
     click.echo(json.dumps(chosen.to_json(), indent=2) if as_json else chosen.describe())
@@ -162,9 +162,10 @@ def plan_cmd(model, dataset, drop_fraction, reduction, target_speedup, importanc
                    "channels again instead of choosing the width (--slim-by), e.g. another --seed or --lora-r")
 @train_options
 @distill_options
-def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, importance, plan_by, slim_steps, slim_lr,
-              slim_loss, slim_seed, slim_by, channels_from, split, title_body, title_body_limit, passage_max_length,
-              pooling, work, negatives_by, distill_from, distill_weight, contrastive_weight, distill_loss, **kw):
+def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, importance, plan_by, plan_depth,
+              slim_steps, slim_lr, slim_loss, slim_seed, slim_by, channels_from, split, title_body, title_body_limit,
+              passage_max_length, pooling, work, negatives_by, distill_from, distill_weight, contrastive_weight,
+              distill_loss, **kw):
     """The EffiR recipe: analyze → plan → drop → slim → train, every intermediate folder kept; with
     --distill-from, the last training also imitates that teacher (e.g. the trained model the cut was made from)."""
     from effir.compression.steps import effir_recipe, gate_training_config
@@ -183,7 +184,8 @@ def effir_cmd(model, dataset, out, drop_fraction, reduction, target_speedup, imp
     steps = effir_recipe(model, dataset, out, drop_fraction, reduction, split, title_body, title_body_limit, cfg,
                          slim_cfg, passage_max_length=passage_max_length, target_speedup=target_speedup,
                          importance=importance, pooling=pooling, teacher=distill_from, slim_by=slim_by,
-                         negatives_by=negatives_by, channels_from=channels_from, plan_by=plan_by)
+                         negatives_by=negatives_by, channels_from=channels_from, plan_by=plan_by,
+                         plan_depth=plan_depth)
     for name, path in steps.items():
         click.echo(f"{name:>12}: {path}")
 

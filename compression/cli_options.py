@@ -106,6 +106,9 @@ def cut_options(f):
                      help="what --target-speedup minimises: the summed importance of what each plan removes, or the "
                           "output drift of each whole plan measured on the model (64 texts of --dataset; about 10 s a "
                           "plan on 2 CPU cores for SmolLM2-135M)"),
+        click.option("--plan-depth", type=click.IntRange(min=0), default=None,
+                     help="with --target-speedup: drop this many MLP sublayers and cut the least width that reaches "
+                          "the target (one of the depths `compress plan` lists), instead of the least-cost plan"),
     ]
     for opt in reversed(opts):
         f = opt(f)

@@ -18,7 +18,8 @@ wins. The target binds on documents (the longer sequence); the query ratio is re
 `removed` adds costs measured one at a time and shares a sublayer's among its channels by their norms. With
 `measure` (`--plan-by drift`) each candidate is instead applied to the model whole and scored by its output drift
 (`importance.OutputDrift`: the plan's MLPs dropped, each other MLP cut to its top 1 − r channels by a_c), and the
-least drift wins. Both score a cut before training. On SmolLM2 they agree (2x: the same plan; 1.5x: the width-only
+least drift wins; `depth` (`--plan-depth N`) takes the candidate at that depth instead. Both score a cut before
+training. On SmolLM2 they agree (2x: the same plan; 1.5x: the width-only
 cut, drift 0.42 against 0.60 for dropping 15 MLPs), and at 1.5x training reversed that order: the 15-MLP cut,
 trained the same, scored higher on all three collections measured (reports/llm-planner-drift-2026-12-06/).
 """
@@ -46,6 +47,7 @@ class Plan:
     ranking: str = "cosine importance"
     output_drift: float | None = None   # D of the whole cut on the model, where measured (`measure`)
     alternatives: list[dict] | None = None  # the other depths that reach the target, with their costs
+    chosen_by: str | None = None            # for a target: the least cost, or the depth asked for
 
     @property
     def cost(self) -> float:
@@ -61,6 +63,8 @@ class Plan:
                 f"remaining MLP width: predicted FLOP ratio {self.doc_flop_ratio:.2f}x for documents "
                 f"({self.doc_seq_len} tokens), {self.query_flop_ratio:.2f}x for queries ({self.query_seq_len} tokens); "
                 f"importance removed {self.importance_removed:.4f} ({self.ranking}){drift}")
+        if self.chosen_by:
+            text += f"; chosen by {self.chosen_by}"
         for alt in self.alternatives or []:
             drift = f", output drift {alt['output_drift']:.4f}" if alt.get("output_drift") is not None else ""
             text += (f"\n  or drop {alt['n_drop']:2d} and cut {alt['reduction']:.0%}: importance removed "
@@ -119,9 +123,10 @@ def plan_for_cut(scores: dict, doc_parts: dict, query_parts: dict, n_drop: int, 
 
 def plan_for_target(scores: dict, doc_parts: dict, query_parts: dict, target: float, doc_seq_len: int,
                     query_seq_len: int, max_reduction: float = 0.5, grain: float = 0.01,
-                    measure: Measure | None = None) -> Plan:
+                    measure: Measure | None = None, depth: int | None = None) -> Plan:
     """The (D, r) reaching `target`x on documents with the least importance removed, or, with `measure`, the least
-    output drift; r on a grid of `grain`. The other candidates are kept in `alternatives`, shallowest first."""
+    output drift; r on a grid of `grain`. `depth`: instead, the candidate dropping that many MLP sublayers (only it
+    is measured). The other candidates are kept in `alternatives`, shallowest first."""
     if target <= 1.0:
         raise EffirError(f"--target-speedup {target}: must be above 1")
     present = [i for i, s in enumerate(scores["mlp"]) if s is not None]
@@ -139,13 +144,25 @@ def plan_for_target(scores: dict, doc_parts: dict, query_parts: dict, target: fl
         else:
             continue
         if reduction <= max_reduction:
-            candidates.append(_measured(_plan(scores, doc_parts, query_parts, n, reduction, doc_seq_len, query_seq_len,
-                                              target), measure))
+            candidates.append(_plan(scores, doc_parts, query_parts, n, reduction, doc_seq_len, query_seq_len, target))
     if not candidates:
         most = flop_ratio(doc_parts, present, 0.0)
         raise EffirError(f"--target-speedup {target}: no plan reaches {target}x on documents: dropping every MLP "
                          f"sublayer gives {most:.2f}x (attention stays), and width cuts are capped at {max_reduction:.0%}")
-    chosen = min(candidates, key=lambda p: p.cost)
+    if depth is not None:
+        chosen = next((p for p in candidates if len(p.dropped_mlp) == depth), None)
+        if chosen is None:
+            depths = [len(p.dropped_mlp) for p in candidates]
+            raise EffirError(f"--plan-depth {depth}: dropping {depth} MLP sublayers reaches {target}x on documents only "
+                             f"with more than {max_reduction:.0%} of the remaining width cut, or there are not "
+                             f"{depth}; the depths that reach it: {depths[0]}–{depths[-1]}")
+        _measured(chosen, measure)
+        chosen.chosen_by = f"--plan-depth {depth}"
+    else:
+        for p in candidates:
+            _measured(p, measure)
+        chosen = min(candidates, key=lambda p: p.cost)
+        chosen.chosen_by = "least output drift" if measure else "least importance removed"
     chosen.alternatives = [{"n_drop": len(p.dropped_mlp), "reduction": p.reduction,
                             "importance_removed": p.importance_removed, "output_drift": p.output_drift}
                            for p in candidates if p is not chosen]

@@ -257,10 +257,10 @@ def drift_of_plans(model: str, scores: dict, texts: list[str], device: str = "cp
 
 def plan_cut(model: str, scores: dict, target_speedup: float | None = None, n_drop: int | None = None,
              reduction: float = 0.0, dataset: str | None = None, plan_by: str = "importance", drift_texts: int = 64,
-             device: str = "cpu"):
+             device: str = "cpu", plan_depth: int | None = None):
     """A `plan.Plan`: the cut reaching `target_speedup` with the least importance removed, or, with `plan_by`
-    "drift", the least output drift measured on `drift_texts` of the dataset's corpus; or the given cut (with
-    "drift", its drift measured too)."""
+    "drift", the least output drift measured on `drift_texts` of the dataset's corpus, or the one dropping
+    `plan_depth` MLP sublayers; or the given cut (with "drift", its drift measured too)."""
     import torch
     from transformers import AutoConfig, AutoModel
 
@@ -273,6 +273,8 @@ def plan_cut(model: str, scores: dict, target_speedup: float | None = None, n_dr
     architecture.apply_structure(net, spec.dropped_mlp, spec.dropped_attn, spec.mlp_widths, spec.low_rank)
     doc_len, query_len = typical_lengths(model, dataset)
     doc_parts, query_parts = flops_by_part(net, doc_len), flops_by_part(net, query_len)
+    if plan_depth is not None and not target_speedup:
+        raise EffirError("--plan-depth picks one of the plans that reach --target-speedup: give --target-speedup")
     measure = None
     if plan_by == "drift":
         if not dataset:
@@ -280,7 +282,7 @@ def plan_cut(model: str, scores: dict, target_speedup: float | None = None, n_dr
         measure = drift_of_plans(model, scores, calibration_texts(dataset=dataset, n=drift_texts), device)
     if target_speedup:
         return plan.plan_for_target(scores, doc_parts, query_parts, target_speedup, doc_len, query_len,
-                                    measure=measure)
+                                    measure=measure, depth=plan_depth)
     return plan.plan_for_cut(scores, doc_parts, query_parts, n_drop or 0, reduction, doc_len, query_len, measure)
 
 
@@ -308,12 +310,12 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
                  passage_max_length: int | None = None, device: str = "cpu", target_speedup: float | None = None,
                  importance: str | None = None, pooling: str | None = None, teacher: str | None = None,
                  slim_by: str = "gate", negatives_by: str | None = None, channels_from: str | None = None,
-                 plan_by: str = "importance") -> dict:
+                 plan_by: str = "importance", plan_depth: int | None = None) -> dict:
     """analyze → plan → drop → slim → train (the paper's order); every intermediate folder is kept under `out`.
 
     The cut is `drop_fraction` of the MLP sublayers and `reduction` of the remaining width, or, with
     `target_speedup`, the plan that reaches it with the least importance removed, or with `plan_by` "drift" the
-    least output drift measured (`plan.py`). `pooling` overrides
+    least output drift measured, or the one at depth `plan_depth` (`plan.py`). `pooling` overrides
     the model's from the first folder on, so every later step trains and encodes with it. `teacher`: the last
     training also distils from it (`cfg.distill_weight`, `cfg.contrastive_weight`). `slim_by`: "gate" (the paper's
     self-slimming), "activation" (`slim_by_activation`, on the calibration texts) or "gate-activation" (gates
@@ -332,7 +334,8 @@ def effir_recipe(model: str, dataset: str, out: str | Path, drop_fraction: float
     else:
         scores = analyze(model, out / "0-analyze", calibration_texts(dataset=dataset, n=calibration), device=device)
     n_drop = int(round(drop_fraction * sum(s is not None for s in scores["mlp"])))
-    chosen = plan_cut(model, scores, target_speedup, n_drop, reduction, dataset, plan_by, device=device)
+    chosen = plan_cut(model, scores, target_speedup, n_drop, reduction, dataset, plan_by, device=device,
+                      plan_depth=plan_depth)
     if channels_from:
         _check_same_plan(channels_from, cut, chosen)
     write_json(out / "plan.json", chosen.to_json())

@@ -39,7 +39,7 @@ def test_committed_system_rebuilds_to_its_recorded_embeddings(tmp_path, system):
 def test_committed_system_records_what_it_scored(system):
     figures = json.loads((MODELS / system / MANIFEST).read_text())["figures"]
     assert figures.get("split") == "test" and 0 < figures.get("ndcg@10", 0) <= 1, \
-        f"{system}: no test figures in its manifest (make demo-llm, then make record-llm)"
+        f"{system}: no test figures in its manifest (make demo-llm-all, then make record-llm)"
 
 
 def test_every_artefact_file_is_small():

@@ -13,6 +13,7 @@ from effir.cli import main
 from effir.compression import plan
 from effir.compression.info import describe, flops_by_part
 from effir.compression.slim import ChannelGates, channels_kept
+from effir.core.errors import EffirError
 from effir.core.models import resolve
 from effir.encoder import architecture
 from effir.encoder.model import load_model
@@ -91,6 +92,15 @@ def test_plan_cli_prints_and_writes(tmp_path, tiny_llama, tiny_dataset):
     r = CliRunner().invoke(main, ["compress", "plan", "-m", str(tiny_llama), "--importance",
                                   str(tmp_path / "p" / "importance.json"), "--target-speedup", "50"])
     assert r.exit_code != 0 and "no plan reaches 50.0x" in r.output
+    r = CliRunner().invoke(main, ["compress", "plan", "-m", str(tiny_llama), "--importance",
+                                  str(tmp_path / "p" / "importance.json"), "--target-speedup", "1.3",
+                                  "--plan-depth", "4", "--json"])
+    assert r.exit_code == 0, r.output
+    deepest = json.loads(r.stdout)
+    assert len(deepest["dropped_mlp"]) == 4 and deepest["reduction"] == 0 and deepest["chosen_by"] == "--plan-depth 4"
+    r = CliRunner().invoke(main, ["compress", "plan", "-m", str(tiny_llama), "--importance",
+                                  str(tmp_path / "p" / "importance.json"), "--plan-depth", "4"])
+    assert r.exit_code != 0 and "give --target-speedup" in r.output
 
 
 def test_plan_by_measure_picks_least_output_drift():
@@ -107,6 +117,25 @@ def test_plan_by_measure_picks_least_output_drift():
     assert {a["n_drop"] for a in measured.alternatives} | {len(measured.dropped_mlp)} == \
         {a["n_drop"] for a in by_sum.alternatives} | {len(by_sum.dropped_mlp)}
     assert "output drift" in measured.describe() and by_sum.output_drift is None
+
+
+def test_plan_depth_takes_that_candidate():
+    """--plan-depth N: the candidate dropping N MLPs, with the least width cut that reaches the target at that depth,
+    measured alone; the least-cost plan is among its alternatives."""
+    parts = _parts()
+    cheapest = plan.plan_for_target(SCORES, parts, parts, 1.6, 256, 32)
+    measured = []
+    deep = plan.plan_for_target(SCORES, parts, parts, 1.6, 256, 32, depth=2,
+                                measure=lambda p: measured.append(len(p.dropped_mlp)) or 0.5)
+    assert len(deep.dropped_mlp) == 2 and deep.doc_flop_ratio >= 1.6 and measured == [2]
+    less = plan.plan_for_cut(SCORES, parts, parts, 2, deep.reduction - 0.01, 256, 32)
+    assert less.doc_flop_ratio < 1.6  # the least width at that depth
+    assert deep.chosen_by == "--plan-depth 2" and cheapest.chosen_by == "least importance removed"
+    assert {"n_drop": 1, "reduction": cheapest.reduction, "importance_removed": cheapest.importance_removed,
+            "output_drift": None} in deep.alternatives
+    assert "chosen by --plan-depth 2" in deep.describe()
+    with pytest.raises(EffirError, match="--plan-depth 9"):
+        plan.plan_for_target(SCORES, parts, parts, 1.6, 256, 32, depth=9)
 
 
 def test_channels_kept_is_the_sliced_cut(tiny_llama):

@@ -1,0 +1,49 @@
+"""The LLM demos' Makefile recipes, read by `make -n` (nothing runs): the headline demo benches the committed systems
+it names, with the full model as the speed reference and each cut's peer, and the full demo still parses."""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+
+
+def dry_run(target: str) -> str:
+    done = subprocess.run(["make", "-n", target, "THREADS=2"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def bench_lines(text: str) -> list[str]:
+    """The `effir bench` commands of a dry run, each joined across its continuation lines."""
+    joined = text.replace("\\\n", " ")
+    return [line for line in joined.splitlines() if "effir bench" in line]
+
+
+def test_demo_llm_benches_the_headline_against_the_full_model():
+    scifact, transfer = bench_lines(dry_run("demo-llm"))
+    systems = dict(s.split("=", 1) if "=" in s else (s, None)
+                   for s in re.search(r"--systems (\S+)", scifact).group(1).split(","))
+    headline = ["smollm2-ft-3k-mixed3-r64", "smollm2-effir-d15-mixed3-r64", "smollm2-effir-1.5x-gact-mixed3-r64",
+                "smollm2-effir-2x-gact-mixed3-r64"]
+    assert set(systems) == {"bm25", "smollm2-zs", *headline, "smollm2-effir-2x-gact-mixed3-r64-int8-token"}
+    for name in headline:  # each rebuilt from its committed artefact
+        assert (ROOT / "models" / name / "manifest.json").exists(), name
+        assert systems[name] == f"runs/llm/rebuilt/{name}"
+    assert "--reference smollm2-ft-3k-mixed3-r64" in scifact and "--control" in scifact and "--rounds 5" in scifact
+    for cut in headline[1:]:
+        assert f"--peer {cut}=smollm2-ft-3k-mixed3-r64" in scifact and f"--peer {cut}=smollm2-ft-3k-mixed3-r64" in transfer
+    assert "--parent smollm2-effir-2x-gact-mixed3-r64-int8-token=smollm2-effir-2x-gact-mixed3-r64" in scifact
+    assert "--out runs/demo-llm " in scifact and "--out runs/demo-llm/transfer " in transfer
+    assert "cranfield" in transfer and "cisi" in transfer and "--rounds 0" in transfer
+
+
+def test_demo_llm_all_benches_every_committed_system():
+    lines = bench_lines(dry_run("demo-llm-all"))
+    assert "--out runs/demo-llm-all " in lines[0]
+    committed = {p.parent.name for p in (ROOT / "models").glob("smollm2-*/manifest.json")}
+    assert committed <= set(re.findall(r"[,=]?(smollm2-[\w.-]+)=runs/llm/rebuilt/", lines[0]))
+    assert all("--out runs/demo-llm-all/" in line for line in lines[1:])
