@@ -200,7 +200,9 @@ def part_summary(times: dict, flops: dict) -> dict:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", required=True, help="BEIR folder the documents and queries are sampled from")
-    ap.add_argument("--systems", required=True, help="comma-separated NAME=FOLDER; the first is the reference")
+    ap.add_argument("--systems", required=True,
+                    help="comma-separated NAME=FOLDER[@DTYPE] (DTYPE as `effir encode --dtype`, e.g. bfloat16); the "
+                         "first is the reference")
     ap.add_argument("--docs", type=int, default=1024)
     ap.add_argument("--queries", type=int, default=256)
     ap.add_argument("--doc-batches", default="32,256")
@@ -222,7 +224,8 @@ def main():
     encoders = {}
     for item in args.systems.split(","):
         name, _, folder = item.rpartition("=")
-        encoders[name or folder] = Encoder(resolve(folder))
+        folder, _, dtype = folder.partition("@")
+        encoders[name or folder] = Encoder(resolve(folder), dtype=dtype or None)
     times = timed_units(encoders, docs, queries, [int(b) for b in args.doc_batches.split(",")],
                         [int(b) for b in args.query_batches.split(",")], args.rounds)
     figures = summary(times, {"doc": len(docs), "query": len(queries)})

@@ -83,9 +83,10 @@ def shadow_cmd(model, out, dataset, n_pairs, split, head_keep, mlp_keep, width, 
 
 
 @model_command(compress, "quantize")
-@click.option("--method", type=click.Choice(["int8-dynamic", "int8-token", "nf4"]), default="int8-dynamic",
+@click.option("--method", type=click.Choice(["int8-dynamic", "int8-token", "bf16", "nf4"]), default="int8-dynamic",
               show_default=True, help="int8-dynamic (torch, per-tensor activation scales) or int8-token (per-token "
-                                      "activation scales) on CPU, nf4 (bitsandbytes) on CUDA")
+                                      "activation scales) on CPU; bf16 (the whole model in bfloat16: fast on CPUs "
+                                      "with AMX or AVX512-BF16, slow without); nf4 (bitsandbytes) on CUDA")
 @click.option("--per-channel", is_flag=True,
               help="int8-dynamic: one weight scale per output channel instead of per tensor (int8-token always is)")
 @click.option("--keep-outliers", "outlier_ratio", type=click.FloatRange(min=1), default=None,

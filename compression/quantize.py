@@ -8,6 +8,10 @@
 * `int8-token` (CPU): W8A8 with int32 accumulation (`torch._int_mm`): int8 weights with one scale per output
   channel, activations quantised at run time with one scale per token, so a token with massive activations only
   coarsens its own row: `y = (q(x) · q(W)ᵀ) ⊙ s_x s_wᵀ + b`.
+* `bf16`: the whole model in bfloat16, weights and activations (the pooled vectors come back as float32). bf16
+  keeps fp32's exponent range, so massive activations fit; each product loses mantissa bits, not range. Fast where
+  the CPU multiplies bf16 natively (Intel AMX tiles or AVX512-BF16, through oneDNN: `device.native_bf16`), far slower than
+  fp32 where it does not (AVX2-only CPUs emulate it).
 * `nf4` (CUDA): 4-bit NormalFloat weights through bitsandbytes `Linear4bit`, fp16 compute.
 
 Composable with any EffiR folder: drop / slim first, quantise last.
@@ -15,14 +19,18 @@ Composable with any EffiR folder: drop / slim first, quantise last.
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import torch
 from torch import nn
 
+from effir.core.device import native_bf16
 from effir.encoder import architecture
 
-METHODS = ("int8-dynamic", "int8-token", "nf4")
+logger = logging.getLogger(__name__)
+
+METHODS = ("int8-dynamic", "int8-token", "bf16", "nf4")
 
 
 class Int8TokenLinear(nn.Module):
@@ -87,6 +95,11 @@ def quantize(model: nn.Module, method: str, device: str, per_channel: bool = Fal
         if device != "cpu":
             raise ValueError("int8-token quantisation runs on the CPU; use nf4 on CUDA")
         return _swap_block_linears(model, Int8TokenLinear, fp32_linears)
+    if method == "bf16":
+        if device == "cpu" and not native_bf16():
+            logger.warning("bf16 on a CPU without native bf16 (AMX or AVX512-BF16): its matrix products are emulated, "
+                           "far slower than fp32")
+        return model.to(torch.bfloat16)
     if method == "nf4":
         if not device.startswith("cuda"):
             raise ValueError("nf4 quantisation needs CUDA and bitsandbytes; on CPU use int8-dynamic")

@@ -57,13 +57,24 @@ def pick_device(device: str | None = None) -> str:
 
 
 def pick_dtype(device: str, dtype: str | None = None):
-    """fp16 on CUDA (bf16 where asked), fp32 on CPU: bf16 matmuls on CPUs without native bf16 are very slow."""
+    """fp16 on CUDA (bf16 where asked), fp32 on CPU: bf16 matmuls on CPUs without native bf16 are very slow (where
+    the CPU has it, `compress quantize --method bf16` makes a bf16 system to measure against fp32)."""
     import torch
 
     if dtype and dtype != "auto":
         return {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
                 "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}[dtype]
     return torch.float16 if device.startswith("cuda") else torch.float32
+
+
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices natively (AMX or AVX512-BF16), as oneDNN sees it."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch built without oneDNN
+        return False
 
 
 def describe_machine() -> dict:
@@ -76,6 +87,8 @@ def describe_machine() -> dict:
     info = {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the widest vector ISA torch's kernels use
+        "native_bf16": native_bf16(),
         "threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "python": platform.python_version(),

@@ -200,3 +200,19 @@ def test_int8_token_is_w8a8_with_a_scale_per_token(tmp_path, tiny_llama):
     qd, fd = describe(enc.model), describe(full.model)
     assert (qd["params"], qd["flops_per_token"]) == (fd["params"], fd["flops_per_token"])
     assert qd["model_bytes"] < fd["model_bytes"]
+
+
+def test_bf16_folder_runs_in_bfloat16_and_returns_float32(tmp_path, tiny_llama):
+    from effir.compression.info import describe
+
+    r = CliRunner().invoke(main, ["compress", "quantize", "-m", str(tiny_llama), "--method", "bf16",
+                                  "--out", str(tmp_path / "bf16")])
+    assert r.exit_code == 0, r.output
+    enc, full = Encoder(resolve(str(tmp_path / "bf16")), device="cpu"), Encoder(resolve(str(tiny_llama)), device="cpu")
+    assert {p.dtype for p in enc.model.parameters()} == {torch.bfloat16}
+    vectors = enc.encode(TEXTS)[0]
+    assert vectors.dtype == np.float32 and (vectors * full.encode(TEXTS)[0]).sum(1).min() > 0.99
+    qd, fd = describe(enc.model), describe(full.model)
+    assert (qd["params"], qd["flops_per_token"]) == (fd["params"], fd["flops_per_token"])
+    assert qd["model_bytes"] < 0.6 * fd["model_bytes"]
+    assert json.loads((tmp_path / "bf16" / "effir.json").read_text())["quantization"] == "bf16"
