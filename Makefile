@@ -393,7 +393,9 @@ $(call cut_mixed_pass,smollm2-effir-d15-mixed3-r64-s1,ft-3k-mixed2-r64,smollm2-f
 $(call cut_mixed_pass,smollm2-effir-1.5x-gact-mixed3-r64-s1,ft-3k-mixed2-r64,smollm2-ft-3k-mixed3-r64,--target-speedup 1.5 \
   --channels-from models/smollm2-effir-1.5x-gact-mixed3-r64 --seed 1)
 # between the two ends of the 1.5x frontier: 8 MLPs dropped (mixed2's drift order) and 30 % of the rest's width, the
-# alternative the planner lists at that depth (1.50x on documents), trained the same: whether quality is monotone in depth
+# alternative the planner lists at that depth (1.51x on documents), trained the same: 0.5554, level with d15's two
+# seeds on SciFact (+0.0031, p 0.84) but below them on Cranfield (-0.0247, p 0.029) and CISI (-0.0319, p 0.086),
+# with the width-only cut there: the width cut costs transfer (reports/llm-1.5x-frontier-2026-12-06/)
 $(call cut_mixed_pass,smollm2-effir-1.5x-d8-gact-mixed3-r64,ft-3k-mixed2-r64,smollm2-ft-3k-mixed3-r64,--drop-fraction 0.27 \
   --reduction 0.3 $(LLM_GATE_ACT))
 
@@ -509,4 +511,5 @@ LLM_TRANSFER = $(call llm_transfer,runs/demo-llm-all/transfer,smollm2-ft $(LLM_B
 # milder cuts made the same way (d15 and the 1.5x plan, two training seeds each)
 LLM_TRANSFER_MIXED := smollm2-ft-3k smollm2-ft-3k-mixed3-r64 smollm2-effir-2x-gact-mixed3-r64 \
                       smollm2-effir-1.5x-gact-mixed3-r64 smollm2-effir-d15-mixed3-r64 \
-                      smollm2-effir-1.5x-gact-mixed3-r64-s1 smollm2-effir-d15-mixed3-r64-s1
+                      smollm2-effir-1.5x-gact-mixed3-r64-s1 smollm2-effir-d15-mixed3-r64-s1 \
+                      smollm2-effir-1.5x-d8-gact-mixed3-r64
