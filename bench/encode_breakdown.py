@@ -178,7 +178,7 @@ def part_flops(model, seq_len: int) -> dict[str, int]:
 
 def part_summary(times: dict, flops: dict) -> dict:
     """Per system and part: median seconds, share of the forward pass, speedup against the first system, and for the
-    parts the FLOP model counts, the analytic ratio."""
+    parts the FLOP model counts, their share of its FLOPs and the analytic ratio."""
     from effir.speed import speedup
 
     reference = next(iter(times))
@@ -192,6 +192,7 @@ def part_summary(times: dict, flops: dict) -> dict:
             if min(times[reference][part]) > 0 and min(seconds) > 0:
                 row["speedup"] = speedup(times[reference][part], seconds)
             if part in flops[name]:  # None: the part is gone (every MLP dropped)
+                row["flop_share"] = round(flops[name][part] / sum(flops[name].values()), 3)
                 row["flop_ratio"] = round(flops[reference][part] / flops[name][part], 3) if flops[name][part] else None
             out[name][part] = row
     return out
@@ -248,13 +249,15 @@ def main():
         parts = part_summary(seconds, {n: part_flops(e.model, seq_len) for n, e in encoders.items()})
         print(f"\ndocument forward pass by part (batches of {batch}, median length {seq_len} tokens, "
               f"{args.rounds} rounds, hooks on)")
-        print(f"{'system':24} {'part':10} {'seconds':>8} {'share':>6} {'speedup':>20} {'FLOP ratio':>10}")
+        print(f"{'system':24} {'part':10} {'seconds':>8} {'share':>6} {'speedup':>20} {'FLOP share':>10} "
+              f"{'FLOP ratio':>10}")
         for name, rows in parts.items():
             for part, r in rows.items():
                 sp = r.get("speedup")
                 sp = f"{sp['median']:7.2f}x ({sp['min']:.2f}-{sp['max']:.2f})" if sp else "-"
                 ratio = "-" if "flop_ratio" not in r else "gone" if r["flop_ratio"] is None else f"{r['flop_ratio']:.2f}x"
-                print(f"{name:24} {part:10} {r['seconds']:8.3f} {r['share']:6.1%} {sp:>20} {ratio:>10}")
+                share = f"{r['flop_share']:.1%}" if "flop_share" in r else "-"
+                print(f"{name:24} {part:10} {r['seconds']:8.3f} {r['share']:6.1%} {sp:>20} {share:>10} {ratio:>10}")
         result.update(parts={"batch": batch, "median_tokens": seq_len, "figures": parts, "seconds": seconds})
     if args.out:
         with open(args.out, "w") as f:

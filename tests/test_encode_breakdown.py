@@ -43,6 +43,8 @@ def test_parts_split_the_forward_pass(breakdown, fixture, request):
     assert summary["full"]["mlp"]["speedup"]["median"] == 1.0 and summary["full"]["attention"]["flop_ratio"] == 1.0
     assert summary["cut"]["attention"]["flop_ratio"] == 1.0 and "flop_ratio" not in summary["cut"]["norm"]
     assert summary["cut"]["mlp"]["flop_ratio"] is None   # no MLP FLOPs left
+    assert summary["cut"]["attention"]["flop_share"] == 1.0
+    assert summary["full"]["attention"]["flop_share"] + summary["full"]["mlp"]["flop_share"] == pytest.approx(1.0)
 
 
 def test_part_of_names_both_families(breakdown):
