@@ -442,11 +442,13 @@ LLM_BASELINES := $(if $(filter smollm2-ft,$(LLM_BUILT)),smollm2-ft-int8 smollm2-
                  $(if $(filter smollm2-effir-2x-gact-mixed-3k-r32,$(LLM_BUILT)),smollm2-effir-2x-gact-mixed-3k-r32-int8-token) \
                  $(if $(filter smollm2-effir-d15-distilled-3k,$(LLM_BUILT)),smollm2-effir-d15-distilled-3k-int8-token) \
                  $(if $(filter smollm2-effir-2x-gact-mixed3-r64,$(LLM_BUILT)),smollm2-effir-2x-gact-mixed3-r64-int8-token)
-parent_of = $(patsubst %-int8,%,$(patsubst %-int8-token,%,$(patsubst %-sparsegpt50,%,$(1))))
+parent_of = $(patsubst %-bf16,%,$(patsubst %-int8,%,$(patsubst %-int8-token,%,$(patsubst %-sparsegpt50,%,$(1)))))
 $(LLM)/baselines/%-int8/effir.json: $(LLM)/rebuilt/%/effir.json
 	$(BIN)/effir compress quantize -m $(LLM)/rebuilt/$* --method int8-dynamic --out $(LLM)/baselines/$*-int8
 $(LLM)/baselines/%-int8-token/effir.json: $(LLM)/rebuilt/%/effir.json
 	$(BIN)/effir compress quantize -m $(LLM)/rebuilt/$* --method int8-token --out $(LLM)/baselines/$*-int8-token
+$(LLM)/baselines/%-bf16/effir.json: $(LLM)/rebuilt/%/effir.json
+	$(BIN)/effir compress quantize -m $(LLM)/rebuilt/$* --method bf16 --out $(LLM)/baselines/$*-bf16
 $(LLM)/baselines/%-sparsegpt50/effir.json: $(LLM)/rebuilt/%/effir.json
 	$(BIN)/effir compress sparsegpt -m $(LLM)/rebuilt/$* --ratio 0.5 --dataset $(DATA)/scifact \
 	  --out $(LLM)/baselines/$*-sparsegpt50
@@ -471,17 +473,21 @@ demo-llm-all: install $(LLM_FOLDERS)
 
 # make demo-llm: the README's headline (*In short*) rebuilt from models/: BM25, the untrained model, the best full model
 # (smollm2-ft-3k-mixed3-r64: the speed reference and its cuts' peer), three cuts of its parent trained as it was (d15,
-# the 1.5x plan, the 2x plan) and int8-token on the 2x cut, in one bench; then the four trained systems on Cranfield
-# and CISI (never trained on). Six SmolLM2 encodes of SciFact and four of each short collection: about two hours here.
+# the 1.5x plan, the 2x plan), and the full model and the 2x cut in lower precision without training, in one bench;
+# then the four trained systems on Cranfield and CISI (never trained on). The precision is the one this CPU runs
+# fast: bf16 where it multiplies bf16 natively (AMX or AVX512-BF16 in /proc/cpuinfo; elsewhere bf16 is emulated and
+# far slower than fp32), int8-token otherwise; LLM_PRECISION=bf16 or int8-token chooses. About 2 1/2 hours on Intel Xeon.
 LLM_HEADLINE := smollm2-ft-3k-mixed3-r64 smollm2-effir-d15-mixed3-r64 smollm2-effir-1.5x-gact-mixed3-r64 \
                 smollm2-effir-2x-gact-mixed3-r64
-LLM_HEADLINE_INT8 := smollm2-effir-2x-gact-mixed3-r64-int8-token
-demo-llm: install $(foreach s,$(LLM_HEADLINE),$(LLM)/rebuilt/$(s)/effir.json) $(LLM)/baselines/$(LLM_HEADLINE_INT8)/effir.json
+LLM_PRECISION ?= $(if $(shell grep -qsE 'amx_bf16|avx512_bf16' /proc/cpuinfo && echo yes),bf16,int8-token)
+LLM_HEADLINE_LOW := $(addsuffix -$(LLM_PRECISION),smollm2-ft-3k-mixed3-r64 smollm2-effir-2x-gact-mixed3-r64)
+demo-llm: install $(foreach s,$(LLM_HEADLINE),$(LLM)/rebuilt/$(s)/effir.json) \
+          $(foreach s,$(LLM_HEADLINE_LOW),$(LLM)/baselines/$(s)/effir.json)
 	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/demo-llm --work $(LLM)/systems \
 	  --reference $(firstword $(LLM_HEADLINE)) --control --timing-docs 64 --timing-queries 64 --rounds 5 \
 	  $(addprefix --threads ,$(THREADS)) \
-	  --systems bm25$(if $(LLM_ZS),$(comma)$(LLM_ZS))$(call llm_rebuilt,$(LLM_HEADLINE)),$(LLM_HEADLINE_INT8)=$(LLM)/baselines/$(LLM_HEADLINE_INT8) \
-	  --parent $(LLM_HEADLINE_INT8)=$(call parent_of,$(LLM_HEADLINE_INT8)) $(call peers_among,$(LLM_HEADLINE)) \
+	  --systems bm25$(if $(LLM_ZS),$(comma)$(LLM_ZS))$(call llm_rebuilt,$(LLM_HEADLINE))$(subst $(eval) ,,$(foreach s,$(LLM_HEADLINE_LOW),$(comma)$(s)=$(LLM)/baselines/$(s))) \
+	  $(foreach s,$(LLM_HEADLINE_LOW),--parent $(s)=$(call parent_of,$(s))) $(call peers_among,$(LLM_HEADLINE)) \
 	  $(addprefix --beside ,$(MINILM_REPORT))
 	$(call llm_transfer,runs/demo-llm/transfer,$(LLM_HEADLINE))
 

@@ -12,8 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
 
-def dry_run(target: str) -> str:
-    done = subprocess.run(["make", "-n", target, "THREADS=2"], cwd=ROOT, capture_output=True, text=True, check=True)
+def dry_run(target: str, *variables: str) -> str:
+    done = subprocess.run(["make", "-n", target, "THREADS=2", *variables], cwd=ROOT, capture_output=True, text=True,
+                          check=True)
     return done.stdout
 
 
@@ -23,20 +24,29 @@ def bench_lines(text: str) -> list[str]:
     return [line for line in joined.splitlines() if "effir bench" in line]
 
 
-def test_demo_llm_benches_the_headline_against_the_full_model():
-    scifact, transfer = bench_lines(dry_run("demo-llm"))
+def native_bf16() -> bool:
+    cpuinfo = Path("/proc/cpuinfo")
+    return cpuinfo.exists() and bool(re.search(r"\b(amx_bf16|avx512_bf16)\b", cpuinfo.read_text()))
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8-token", None])  # None: the Makefile's choice for this CPU
+def test_demo_llm_benches_the_headline_against_the_full_model(precision):
+    scifact, transfer = bench_lines(dry_run("demo-llm", *([f"LLM_PRECISION={precision}"] if precision else [])))
+    precision = precision or ("bf16" if native_bf16() else "int8-token")
     systems = dict(s.split("=", 1) if "=" in s else (s, None)
                    for s in re.search(r"--systems (\S+)", scifact).group(1).split(","))
     headline = ["smollm2-ft-3k-mixed3-r64", "smollm2-effir-d15-mixed3-r64", "smollm2-effir-1.5x-gact-mixed3-r64",
                 "smollm2-effir-2x-gact-mixed3-r64"]
-    assert set(systems) == {"bm25", "smollm2-zs", *headline, "smollm2-effir-2x-gact-mixed3-r64-int8-token"}
+    low = [f"{headline[0]}-{precision}", f"{headline[-1]}-{precision}"]  # the full model and the 2x cut
+    assert set(systems) == {"bm25", "smollm2-zs", *headline, *low}
     for name in headline:  # each rebuilt from its committed artefact
         assert (ROOT / "models" / name / "manifest.json").exists(), name
         assert systems[name] == f"runs/llm/rebuilt/{name}"
     assert "--reference smollm2-ft-3k-mixed3-r64" in scifact and "--control" in scifact and "--rounds 5" in scifact
     for cut in headline[1:]:
         assert f"--peer {cut}=smollm2-ft-3k-mixed3-r64" in scifact and f"--peer {cut}=smollm2-ft-3k-mixed3-r64" in transfer
-    assert "--parent smollm2-effir-2x-gact-mixed3-r64-int8-token=smollm2-effir-2x-gact-mixed3-r64" in scifact
+    for name, parent in zip(low, (headline[0], headline[-1])):
+        assert systems[name] == f"runs/llm/baselines/{name}" and f"--parent {name}={parent}" in scifact
     assert "--out runs/demo-llm " in scifact and "--out runs/demo-llm/transfer " in transfer
     assert "cranfield" in transfer and "cisi" in transfer and "--rounds 0" in transfer
 
