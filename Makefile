@@ -492,7 +492,7 @@ demo-llm: install $(foreach s,$(LLM_HEADLINE),$(LLM)/rebuilt/$(s)/effir.json) \
 	$(call llm_transfer,runs/demo-llm/transfer,$(LLM_HEADLINE))
 
 # make speed-llm: demo-llm-all's timing alone, every system rebuilt but no corpus encoded (~1.5 h here, in groups of 4
-# with the reference and the control; demo-llm ~6 h): the README's SmolLM2 speed figures
+# with the reference and the control; demo-llm-all about 12 h): the README's SmolLM2 speed figures
 speed-llm: install $(LLM_FOLDERS)
 	$(LLM_BENCH) --speed-only --out runs/speed-llm
 
