@@ -460,11 +460,15 @@ LLM_FOLDERS := $(foreach s,$(LLM_BUILT),$(LLM)/rebuilt/$(s)/effir.json) \
                $(foreach s,$(LLM_BASELINES),$(LLM)/baselines/$(s)/effir.json)
 # $(call peers_among,SYSTEM...): --peer for each of the systems whose peer (PEER_<system>) is among them
 peers_among = $(foreach s,$(1),$(if $(filter $(PEER_$(s)),$(1)),--peer $(s)=$(PEER_$(s))))
+# $(call llm_in,KIND,SYSTEM...): ",name=folder" for each system under $(LLM)/KIND (rebuilt from models/, or baselines)
+llm_in = $(subst $(eval) ,,$(foreach s,$(2),$(comma)$(s)=$(LLM)/$(1)/$(s)))
+# $(call baseline_parents,BASELINE...): --parent for each baseline, the system its name was made from
+baseline_parents = $(foreach s,$(1),--parent $(s)=$(call parent_of,$(s)))
 LLM_BENCH = $(BIN)/effir bench --dataset $(DATA)/scifact --work $(LLM)/systems --reference $(LLM_REF) \
 	  --control --timing-docs 64 --timing-queries 64 --rounds 5 $(addprefix --threads ,$(THREADS)) \
-	  --systems bm25$(if $(LLM_ZS),$(comma)$(LLM_ZS))$(subst $(eval) ,,$(foreach s,$(LLM_BUILT),$(comma)$(s)=$(LLM)/rebuilt/$(s))$(foreach s,$(LLM_BASELINES),$(comma)$(s)=$(LLM)/baselines/$(s))) \
+	  --systems bm25$(if $(LLM_ZS),$(comma)$(LLM_ZS))$(call llm_in,rebuilt,$(LLM_BUILT))$(call llm_in,baselines,$(LLM_BASELINES)) \
 	  $(foreach s,$(filter-out smollm2-ft,$(LLM_BUILT)),--parent $(s)=$(or $(notdir $(BASE_$(s))),$(LLM_REF))) \
-	  $(foreach s,$(LLM_BASELINES),--parent $(s)=$(call parent_of,$(s))) \
+	  $(call baseline_parents,$(LLM_BASELINES)) \
 	  $(call peers_among,$(LLM_BUILT))
 demo-llm-all: install $(LLM_FOLDERS)
 	$(LLM_BENCH) --out runs/demo-llm-all $(addprefix --beside ,$(MINILM_REPORT))
@@ -476,7 +480,8 @@ demo-llm-all: install $(LLM_FOLDERS)
 # the 1.5x plan, the 2x plan), and the full model and the 2x cut in lower precision without training, in one bench;
 # then the four trained systems on Cranfield and CISI (never trained on). The precision is the one this CPU runs
 # fast: bf16 where it multiplies bf16 natively (AMX or AVX512-BF16 in /proc/cpuinfo; elsewhere bf16 is emulated and
-# far slower than fp32), int8-token otherwise; LLM_PRECISION=bf16 or int8-token chooses. About 2 1/2 hours on Intel Xeon.
+# far slower than fp32; the flags core.device.native_bf16 reads), int8-token otherwise; LLM_PRECISION=bf16 or
+# int8-token chooses. About 2 1/2 hours on Intel Xeon.
 LLM_HEADLINE := smollm2-ft-3k-mixed3-r64 smollm2-effir-d15-mixed3-r64 smollm2-effir-1.5x-gact-mixed3-r64 \
                 smollm2-effir-2x-gact-mixed3-r64
 LLM_PRECISION ?= $(if $(shell grep -qsE 'amx_bf16|avx512_bf16' /proc/cpuinfo && echo yes),bf16,int8-token)
@@ -486,8 +491,8 @@ demo-llm: install $(foreach s,$(LLM_HEADLINE),$(LLM)/rebuilt/$(s)/effir.json) \
 	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/demo-llm --work $(LLM)/systems \
 	  --reference $(firstword $(LLM_HEADLINE)) --control --timing-docs 64 --timing-queries 64 --rounds 5 \
 	  $(addprefix --threads ,$(THREADS)) \
-	  --systems bm25$(if $(LLM_ZS),$(comma)$(LLM_ZS))$(call llm_rebuilt,$(LLM_HEADLINE))$(subst $(eval) ,,$(foreach s,$(LLM_HEADLINE_LOW),$(comma)$(s)=$(LLM)/baselines/$(s))) \
-	  $(foreach s,$(LLM_HEADLINE_LOW),--parent $(s)=$(call parent_of,$(s))) $(call peers_among,$(LLM_HEADLINE)) \
+	  --systems bm25$(if $(LLM_ZS),$(comma)$(LLM_ZS))$(call llm_in,rebuilt,$(LLM_HEADLINE))$(call llm_in,baselines,$(LLM_HEADLINE_LOW)) \
+	  $(call baseline_parents,$(LLM_HEADLINE_LOW)) $(call peers_among,$(LLM_HEADLINE)) \
 	  $(addprefix --beside ,$(MINILM_REPORT))
 	$(call llm_transfer,runs/demo-llm/transfer,$(LLM_HEADLINE))
 
@@ -503,13 +508,11 @@ record-llm: install
 
 # transfer: smollm2-ft and the EffiR systems that keep most of it on SciFact (best at any speed, best at >= 1.8x),
 # on two collections never trained on (quality only: speed is the SciFact run's)
-# $(call llm_rebuilt,SYSTEM...): ",name=folder" for each system rebuilt from models/
-llm_rebuilt = $(subst $(eval) ,,$(foreach s,$(1),$(comma)$(s)=$(LLM)/rebuilt/$(s)))
 # $(call llm_transfer,OUT,REFERENCE SYSTEM...[,OPTIONS]): BM25 and the systems rebuilt from models/, the first the
 # reference, each system's peer (PEER_<system>) named where it is among them
 llm_transfer = $(BIN)/effir bench --dataset $(DATA)/cranfield --dataset $(DATA)/cisi --out $(1) \
 	  --work $(LLM)/systems --reference $(firstword $(2)) --rounds 0 $(addprefix --threads ,$(THREADS)) \
-	  --systems bm25$(call llm_rebuilt,$(2)) $(3) $(call peers_among,$(2))
+	  --systems bm25$(call llm_in,rebuilt,$(2)) $(3) $(call peers_among,$(2))
 LLM_BEST := $(filter smollm2-effir-d8-drift smollm2-effir-2x-act-distilled,$(LLM_BUILT))
 LLM_TRANSFER = $(call llm_transfer,runs/demo-llm-all/transfer,smollm2-ft $(LLM_BEST),$(foreach s,$(LLM_BEST),--parent $(s)=smollm2-ft))
 # and smollm2-ft-3k, its fourth training (the passes were scored on SciFact test as they came: do they carry to

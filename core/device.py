@@ -68,12 +68,14 @@ def pick_dtype(device: str, dtype: str | None = None):
 
 
 def native_bf16() -> bool:
-    """Whether this CPU multiplies bf16 matrices natively (AMX or AVX512-BF16), as oneDNN sees it."""
+    """Whether this CPU multiplies bf16 matrices natively: AMX tiles or AVX512-BF16 (the `amx_bf16` / `avx512_bf16`
+    flags the Makefile's LLM_PRECISION reads). oneDNN's own bf16 check says yes to any AVX512 CPU, where bf16 is
+    emulated."""
     import torch
 
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a torch built without oneDNN
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # a torch without these probes (not x86)
         return False
 
 

@@ -24,13 +24,10 @@ def bench_lines(text: str) -> list[str]:
     return [line for line in joined.splitlines() if "effir bench" in line]
 
 
-def native_bf16() -> bool:
-    cpuinfo = Path("/proc/cpuinfo")
-    return cpuinfo.exists() and bool(re.search(r"\b(amx_bf16|avx512_bf16)\b", cpuinfo.read_text()))
-
-
 @pytest.mark.parametrize("precision", ["bf16", "int8-token", None])  # None: the Makefile's choice for this CPU
 def test_demo_llm_benches_the_headline_against_the_full_model(precision):
+    from effir.core.device import native_bf16  # the Makefile reads the same CPU flags from /proc/cpuinfo
+
     scifact, transfer = bench_lines(dry_run("demo-llm", *([f"LLM_PRECISION={precision}"] if precision else [])))
     precision = precision or ("bf16" if native_bf16() else "int8-token")
     systems = dict(s.split("=", 1) if "=" in s else (s, None)
