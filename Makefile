@@ -107,11 +107,11 @@ demo-baselines: install $(MODELS)/minilm-effir-drop2/effir.json $(addsuffix /eff
 # Every system gets the same data, steps and settings: one epoch (101 steps of 16 queries) of SciFact's train
 # qrels plus 700 label-free title → body pairs, each with a BM25 hard negative; LoRA r 16 on every projection,
 # lr 3e-4, τ 0.05, mean pooling. Mean rather than the paper's last-token pooling: on fresh batches of SciFact
-# train pairs (bench/probe_training.py; README) last-token pooling first collapses every score together for ~30
+# train pairs (bench/probe_training.py; reports/smollm2.md) last-token pooling first collapses every score together for ~30
 # steps before it learns, mean pooling learns from the first step, and this CPU affords ~100 steps.
 # Which MLPs to drop: d8 (committed) was chosen by the cosine score; a cosine d15 collapsed under this recipe (the cut
 # leaves the language model at perplexity ~566,000), so d15 and deeper cuts follow the greedy output-drift order
-# (`analyze --drift-steps 15`, 13 min here; the d15 it picks: perplexity 825, README).
+# (`analyze --drift-steps 15`, 13 min here; the d15 it picks: perplexity 825, reports/smollm2.md).
 LLM       := runs/llm
 LLM_BASE  := smollm2-135m
 # $(call llm_train,PAIRS): the shared settings with PAIRS label-free title → body pairs
@@ -497,7 +497,7 @@ demo-llm: install $(foreach s,$(LLM_HEADLINE),$(LLM)/rebuilt/$(s)/effir.json) \
 	$(call llm_transfer,runs/demo-llm/transfer,$(LLM_HEADLINE))
 
 # make speed-llm: demo-llm-all's timing alone, every system rebuilt but no corpus encoded (~1.5 h here, in groups of 4
-# with the reference and the control; demo-llm-all about 12 h): the README's SmolLM2 speed figures
+# with the reference and the control; demo-llm-all about 12 h): the SmolLM2 speed figures of reports/smollm2.md
 speed-llm: install $(LLM_FOLDERS)
 	$(LLM_BENCH) --speed-only --out runs/speed-llm
 

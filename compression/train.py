@@ -4,7 +4,7 @@
 
 With `loss="gte"` the denominator also holds the in-batch query–query, query–positive and positive–passage scores
 (GTE's improved contrastive loss, Li et al. 2023), so queries and passages are pushed apart from each other too.
-(Tried against SmolLM2's collapse, it changed nothing: see README.)
+(Tried against SmolLM2's collapse, it changed nothing: see reports/smollm2.md.)
 
 s is the cosine of the pooled, normalised embeddings. LoRA through peft (merged afterwards) or full
 fine-tuning; optional distillation towards a teacher: its embeddings (1 − cos on every text), its in-batch
