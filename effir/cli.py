@@ -27,6 +27,7 @@ def main(debug):
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
+        log.propagate = False  # pyserini's import configures the root logger, which would print every line again
     warnings.filterwarnings("ignore", category=FutureWarning)
 
 

@@ -20,6 +20,10 @@ def _fmt(v, spec=""):
     return format(v, spec) if spec else str(v)
 
 
+def _times(v):
+    return "–" if v is None else f"{v:.2f}×"
+
+
 def _mb(v):
     return None if v is None else v / 1e6
 
@@ -122,11 +126,11 @@ def _speed_section(result: dict) -> list[str]:
             "realised | query speedup (1 at a time) | query speedup (batched) |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        if r.params is None:  # BM25 and fused runs: no encoder of their own
+        if r.params is None or r.kind == "hybrid":  # BM25 has no encoder; a fused run's is its dense half's
             continue
         realised = f"{100 * r.doc_speedup / r.flops_ratio:.0f}%" if r.flops_ratio and r.doc_speedup else "–"
         out.append(f"| {r.name} | {r.params:,} | {r.params_non_embedding:,} | {r.model_bytes / 1e6:.1f} | "
-                   f"{_fmt(r.flops_ratio, '.2f')}× / {_fmt(r.query_flops_ratio, '.2f')}× | "
+                   f"{_times(r.flops_ratio)} / {_times(r.query_flops_ratio)} | "
                    f"{_fmt(r.docs_per_s, '.1f')} | {_speed(r, 'doc')} | {realised} | "
                    f"{_speed(r, 'query')} | {_speed(r, 'query_batch')} |")
     return out

@@ -157,6 +157,10 @@ def test_hybrid_row_is_the_rrf_of_its_halves(tmp_path, dataset200, tiny_bert):
     dense = rows[tiny_bert.name]
     assert hybrid["search_p50_ms"] == pytest.approx(rows["bm25"]["search_p50_ms"] + dense["search_p50_ms"]
                                                     + dense["query_encode_p50_ms"], abs=1e-3)
+    # the speed table lists encoders: the fused run's is its dense half's row, not a row of dashes of its own
+    speed_table = (out / "report.md").read_text().split("## Model cost and speed")[1].split("## ")[0]
+    assert f"| {tiny_bert.name} |" in speed_table and f"| {hybrid['name']} |" not in speed_table
+    assert "–×" not in speed_table
 
 
 @LUCENE
@@ -260,7 +264,8 @@ def test_systems_take_turns_on_every_unit_of_work():
 
     docs, queries = [f"doc {i}" for i in range(70)], [f"query {i}" for i in range(40)]
     times = interleaved_timing({n: Recorder(n) for n in "abc"}, docs, queries, rounds=2, query_batch=32, doc_batch=32)
-    timed = calls[6:]  # after one warm-up pair of calls per system
+    warm_up, timed = calls[:9], calls[9:]  # one unit of each kind per system first, at the shapes timed
+    assert warm_up == [(n, size, side) for n in "abc" for size, side in ((32, "passage"), (1, "query"), (32, "query"))]
     units = [(32, "passage"), (32, "passage"), (6, "passage")] + [(1, "query")] * 40 + [(32, "query"), (8, "query")]
     assert len(timed) == 2 * len(units) * 3
     for k in range(2 * len(units)):
@@ -302,11 +307,11 @@ def test_many_systems_are_timed_in_groups_each_with_the_reference_and_the_contro
                                       control=Recorder("ref-control"))
     assert [g["systems"] for g in groups] == [["a", "b"], ["c", "d"], ["e"]]
     start = 0
-    for g in groups:  # per system: 2 warm-up calls, then 2 rounds of 1 document batch, 4 queries, 2 query batches
+    for g in groups:  # per system: 3 warm-up calls, then 2 rounds of 1 document batch, 4 queries, 2 query batches
         members = ["ref", *g["systems"], "ref-control"]
-        seen = calls[start: start + len(members) * (2 + 2 * (1 + 4 + 2))]
-        assert set(seen) == set(members) and seen[:2 * len(members)] == [n for n in members for _ in (0, 1)]
-        assert seen[2 * len(members):3 * len(members)] == members  # the reference first, the control last
+        seen = calls[start: start + len(members) * (3 + 2 * (1 + 4 + 2))]
+        assert set(seen) == set(members) and seen[:3 * len(members)] == [n for n in members for _ in range(3)]
+        assert seen[3 * len(members):4 * len(members)] == members  # the reference first, the control last
         start += len(seen)
         assert set(g["control"]) >= {"ok", "doc", "query", "query_batch"}
     assert start == len(calls)
@@ -365,3 +370,20 @@ def test_parents_are_followed_through_committed_artefacts(tmp_path):
     assert [r.parent for r in rows] == [None, "ft2", None, "ft"]
     resolve_parents(rows, {"cut": "ft"})  # --parent wins
     assert rows[1].parent == "ft"
+
+
+def test_the_cli_prints_each_log_line_once_when_the_root_logger_has_a_handler():
+    """Importing pyserini (for BM25) calls logging.basicConfig; effir's lines go to the CLI's handler alone, not to
+    the root's as well, or every line of a bench's log would show twice."""
+    import io
+    import logging
+
+    root_stream = io.StringIO()
+    root_handler = logging.StreamHandler(root_stream)
+    logging.getLogger().addHandler(root_handler)  # what pyserini's import does
+    try:
+        main.callback(debug=False)
+        logging.getLogger("effir.speed").info("timing round 1/1")
+    finally:
+        logging.getLogger().removeHandler(root_handler)
+    assert "timing round" not in root_stream.getvalue()
