@@ -10,8 +10,8 @@
   coarsens its own row: `y = (q(x) · q(W)ᵀ) ⊙ s_x s_wᵀ + b`.
 * `bf16`: the whole model in bfloat16, weights and activations (the pooled vectors come back as float32). bf16
   keeps fp32's exponent range, so massive activations fit; each product loses mantissa bits, not range. Fast where
-  the CPU multiplies bf16 natively (Intel AMX tiles or AVX512-BF16, which `device.native_bf16` asks torch for; oneDNN's kernels use them), far
-  slower than fp32 where it does not (AVX2-only CPUs emulate it).
+  the CPU multiplies bf16 natively (Intel AMX tiles or AVX512-BF16, which `device.native_bf16` asks torch for;
+  oneDNN's kernels use them), far slower than fp32 where it does not (AVX2-only CPUs emulate it).
 * `nf4` (CUDA): 4-bit NormalFloat weights through bitsandbytes `Linear4bit`, fp16 compute.
 
 Composable with any EffiR folder: drop / slim first, quantise last.

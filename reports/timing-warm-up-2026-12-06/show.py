@@ -1,11 +1,16 @@
-import json, sys
-for f in sys.argv[1:]:
-    d = json.load(open(f)); calls = d["calls"]
-    names = list(d["times"]); ref = names[0]; ctl = names[-1]
-    docs = [c for c in calls if c[2] == "passage"]
-    print(f, d["mode"])
-    for n in (ref, ctl):
-        print("  ", n[-30:].ljust(30), "passage calls (len, s):", [(c[1], round(c[3], 2)) for c in docs if c[0] == n][:8])
-    r, c = d["times"][ref], d["times"][ctl]
+"""The reference's and the control's document calls, and their per-round ratios, from first_round.py's files."""
+import json
+import sys
+
+for path in sys.argv[1:]:
+    with open(path) as f:
+        run = json.load(f)
+    names = list(run["times"])
+    reference, control = names[0], names[-1]
+    print(path, run["mode"])
+    for name in (reference, control):
+        passages = [(n, round(s, 2)) for who, n, side, s in run["calls"] if who == name and side == "passage"]
+        print("  ", name[-30:].ljust(30), "passage calls (len, s):", passages[:8])
     for task in ("doc", "query", "query_batch"):
-        print("   ref/control", task, [round(a / b, 3) for a, b in zip(r[task], c[task])])
+        ratios = [round(a / b, 3) for a, b in zip(run["times"][reference][task], run["times"][control][task])]
+        print("   ref/control", task, ratios)
