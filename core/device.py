@@ -67,6 +67,13 @@ def pick_dtype(device: str, dtype: str | None = None):
     return torch.float16 if device.startswith("cuda") else torch.float32
 
 
+def dtype_name(dtype) -> str:
+    """A torch floating dtype as the reports name it (fp32, fp16, bf16)."""
+    import torch
+
+    return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, str(dtype))
+
+
 def native_bf16() -> bool:
     """Whether this CPU multiplies bf16 matrices natively: AMX tiles or AVX512-BF16 (the `amx_bf16` / `avx512_bf16`
     flags the Makefile's LLM_PRECISION reads). oneDNN's own bf16 check says yes to any AVX512 CPU, where bf16 is

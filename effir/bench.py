@@ -191,8 +191,7 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
                          "median_tokens": {"doc": lengths[0], "query": lengths[1]} if lengths else None,
                          "order": speed.ORDER, "group_size": group_size, "groups": timing_groups,
                          "control": control_row,
-                         "precision": "fp16" if any(e.device.startswith("cuda") for e in encoders.values())
-                         else "fp32"},
+                         "precision": ", ".join(dict.fromkeys(e.precision for e in encoders.values())) or "fp32"},
               "systems": rows}
     if beside:
         result["beside"] = beside

@@ -53,11 +53,12 @@ def bm25_system(dataset, out: Path, split: str) -> SystemResult:
 
 
 def model_cost(encoder) -> dict:
-    """Parameters, analytic FLOPs per token (at the passage length) and bytes of one encoder's model."""
+    """Parameters, analytic FLOPs per token (at the passage length), bytes and precision of one encoder's model."""
     from effir.compression.info import describe
 
     cost = describe(encoder.model, seq_len=encoder.spec.passage_max_length)
-    return {k: cost[k] for k in ("params", "params_non_embedding", "flops_per_token", "model_bytes")}
+    return {**{k: cost[k] for k in ("params", "params_non_embedding", "flops_per_token", "model_bytes")},
+            "precision": encoder.precision}
 
 
 def cost_only_system(encoder) -> SystemResult:
@@ -98,7 +99,7 @@ def hybrid_system(name: str, halves: list[SystemResult], qrels: dict, out: Path)
     return SystemResult.from_metrics(
         name, "hybrid", " + ".join(h.name for h in halves) + " (RRF, k=60)", evaluate(run, qrels),
         params=dense.params, params_non_embedding=dense.params_non_embedding, flops_per_token=dense.flops_per_token,
-        model_bytes=dense.model_bytes, index_build_s=round(added("index_build_s"), 3),
+        model_bytes=dense.model_bytes, precision=dense.precision, index_build_s=round(added("index_build_s"), 3),
         index_bytes=int(added("index_bytes")),
         search_p50_ms=round(added("search_p50_ms") + added("query_encode_p50_ms"), 3),
         search_p95_ms=round(added("search_p95_ms") + added("query_encode_p95_ms"), 3),

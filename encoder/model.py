@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from effir.core.device import pick_device, pick_dtype
+from effir.core.device import dtype_name, pick_device, pick_dtype
 from effir.core.models import ModelSpec
 from effir.encoder import architecture
 from effir.encoder.pooling import pool
@@ -185,6 +185,11 @@ class Encoder:
     @property
     def dim(self) -> int:
         return self.model.config.hidden_size
+
+    @property
+    def precision(self) -> str:
+        """What its matrix products run in: the quantisation its folder records, else its weights' dtype."""
+        return self.spec.extra.get("quantization") or dtype_name(next(self.model.parameters()).dtype)
 
     def tokenize(self, texts: list[str], side: str) -> list[list[int]]:
         return tokenize(self.tokenizer, self.spec, texts, side)

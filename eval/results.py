@@ -27,6 +27,7 @@ class SystemResult:
     params_non_embedding: int | None = None
     flops_per_token: int | None = None
     model_bytes: int | None = None
+    precision: str | None = None                # fp32 | fp16 | bf16 | int8-dynamic | int8-token | nf4
     # index and search, measured when each stage first ran
     doc_encode_corpus_s: float | None = None
     index_build_s: float | None = None

@@ -46,6 +46,7 @@ def test_bench_report(tmp_path, dataset200, tiny_bert, monkeypatch):
     assert r.exit_code == 0, r.output
     report = json.loads((out / "report.json").read_text())
     assert report["dataset"] == "d200" and {"cpu", "threads", "torch", "faiss", "transformers"} <= set(report["machine"])
+    assert report["timing"]["precision"] == "fp32" and "Precision: fp32. " in (out / "report.md").read_text()
     systems = {s["name"]: s for s in report["systems"]}
     assert [s["kind"] for s in report["systems"]] == ["bm25", "full", "full", "compressed"]
     for s in report["systems"]:
@@ -212,13 +213,15 @@ def test_bench_without_timing(tmp_path, dataset200, tiny_bert):
 
 def test_bench_speed_only(tmp_path, dataset200, tiny_bert):
     """--speed-only: the timing (with its control pair) and model cost of every encoder, no corpus encoded; BM25,
-    which has no encoder, is left out; --rounds 0 or --beside with it is refused."""
+    which has no encoder, is left out; --rounds 0 or --beside with it is refused. Each row names its precision."""
+    from effir.compression.baselines import quantize_folder
     from effir.compression.steps import drop
 
     compressed = tmp_path / "tiny-drop1"
     drop(str(tiny_bert), compressed, None, mlp_layers=[1])
+    quantize_folder(str(compressed), tmp_path / "tiny-drop1-bf16", "bf16")
     out, work = tmp_path / "speed", tmp_path / "work"
-    systems = f"bm25,full={tiny_bert},{compressed},again={compressed}"
+    systems = f"bm25,full={tiny_bert},{compressed},again={tmp_path / 'tiny-drop1-bf16'}"
     r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", systems, "--out", str(out),
                                   "--work", str(work), "--speed-only", "--control", "--rounds", "2",
                                   "--timing-docs", "16", "--timing-queries", "8", "--timing-group", "1"])
@@ -240,6 +243,9 @@ def test_bench_speed_only(tmp_path, dataset200, tiny_bert):
     md = (out / "report.md").read_text()
     assert "## Quality" not in md and "## Index" not in md and "| tiny-drop1 | " in md
     assert "in groups of at most 1 system," in md and "- timing group 2 (again): control " in md
+    assert [s["precision"] for s in report["systems"]] == ["fp32", "fp32", "bf16"]
+    assert "Precision: fp32, bf16 (each system's in the speed table)." in md
+    assert [line.split(" | ")[4] for line in md.splitlines() if line.startswith("| again | ")] == ["bf16"]
     r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", str(tiny_bert),
                                   "--out", str(tmp_path / "none"), "--speed-only", "--rounds", "0"])
     assert r.exit_code != 0 and "--speed-only" in r.output and not (tmp_path / "none").exists()
