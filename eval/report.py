@@ -122,15 +122,15 @@ def _speed_section(result: dict) -> list[str]:
                 f"({lengths.get('doc', '–')} document tokens, {lengths.get('query', '–')} query tokens); "
                 f"realised = doc speedup / FLOP ratio.", ""]
         out += _control_line(t) + _groups_list(t)
-    out += ["| system | params | non-emb. params | model MB | precision | FLOP ratio doc / query | docs/s | doc speedup | "
-            "realised | query speedup (1 at a time) | query speedup (batched) |",
+    out += ["| system | params | non-emb. params | model MB | precision | FLOP ratio doc / query | docs/s | "
+            "doc speedup | realised | query speedup (1 at a time) | query speedup (batched) |",
             "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if r.params is None or r.kind == "hybrid":  # BM25 has no encoder; a fused run's is its dense half's
             continue
         realised = f"{100 * r.doc_speedup / r.flops_ratio:.0f}%" if r.flops_ratio and r.doc_speedup else "–"
-        out.append(f"| {r.name} | {r.params:,} | {r.params_non_embedding:,} | {r.model_bytes / 1e6:.1f} | {_fmt(r.precision)} | "
-                   f"{_times(r.flops_ratio)} / {_times(r.query_flops_ratio)} | "
+        out.append(f"| {r.name} | {r.params:,} | {r.params_non_embedding:,} | {r.model_bytes / 1e6:.1f} | "
+                   f"{_fmt(r.precision)} | {_times(r.flops_ratio)} / {_times(r.query_flops_ratio)} | "
                    f"{_fmt(r.docs_per_s, '.1f')} | {_speed(r, 'doc')} | {realised} | "
                    f"{_speed(r, 'query')} | {_speed(r, 'query_batch')} |")
     return out
