@@ -107,7 +107,7 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
     from effir.core.data import BeirDataset, sample_texts
     from effir.core.device import describe_machine
     from effir.core.models import resolve
-    from effir.encoder.model import Encoder, median_lengths
+    from effir.encoder.model import Encoder, median_lengths, model_fingerprint
     from effir.eval import report
 
     datasets = [datasets] if isinstance(datasets, (str, Path)) else list(datasets)
@@ -159,8 +159,10 @@ def run_bench(datasets, systems: list[str], out: Path, split: str = "test", fact
     if encoders and ref in encoders and rounds > 0:  # rounds 0: quality and analytic cost only
         # the control: the reference once more, as a second system, in every group; must read 1.00x
         twin = Encoder(encoders[ref].spec) if control else None
-        timing, timing_groups = speed.timed_in_groups(encoders, ref, doc_sample, query_sample, rounds, query_batch,
-                                                      group_size, twin)
+        # each finished group's times are kept beside the report: a rerun resumes the timing where it stopped
+        timing, timing_groups = speed.timed_in_groups(
+            encoders, ref, doc_sample, query_sample, rounds, query_batch, group_size, twin,
+            fingerprints={name: model_fingerprint(e.spec) for name, e in encoders.items()}, kept=out / "timing")
         control_row = speed.overall_control(timing_groups)
     elif encoders and rounds > 0:  # no dense reference: seconds and docs/s, no speedups
         timing = speed.figures(speed.interleaved_timing(encoders, doc_sample, query_sample, rounds, query_batch),

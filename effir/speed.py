@@ -13,13 +13,19 @@ Many systems are timed in groups (`timed_in_groups`): with 20+ models in one run
 takes minutes, so the reference and a system far from it in the order meet different load from the machine, and
 the control pair read 0.92× and 1.14× on documents in two such runs. Each group of at most `group_size` systems is
 its own interleaved run with the reference and the control, and its speedups are against that group's reference.
+A finished group's times are kept, so a bench stopped part-way through its timing resumes at the first group not
+finished, on the same machine with the same systems, sample and settings (`_kept_group`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import statistics
 import time
+from datetime import datetime, timezone
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -125,11 +131,46 @@ def groups(names: list[str], size: int) -> list[list[str]]:
     return out
 
 
+def _group_key(identities: dict[str, str], docs: list[str], queries: list[str], rounds: int, query_batch: int) -> str:
+    """What a group's times depend on: its systems (name and model fingerprint, in the order timed), the sample,
+    the settings, the machine, its threads and this module's code (a change to the method invalidates them all)."""
+    from effir.core.device import describe_machine
+
+    machine = describe_machine()
+    key = {"systems": list(identities.items()), "docs": docs, "queries": queries, "rounds": rounds,
+           "query_batch": query_batch, "method": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+           "machine": {k: machine[k] for k in ("cpu", "cores", "threads", "gpu", "torch", "transformers")}}
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
+
+
+def _kept_group(timed: dict, identities: dict[str, str] | None, kept: Path | None, docs: list[str],
+                queries: list[str], rounds: int, query_batch: int) -> tuple[dict, str, bool]:
+    """(times, when they were measured, whether they were kept from an earlier run): a group already timed with the
+    same key is read back from `kept`; otherwise it is timed now and written there once whole."""
+    path = None
+    if kept is not None and identities is not None:
+        path = Path(kept) / f"group-{_group_key(identities, docs, queries, rounds, query_batch)}.json"
+        if path.exists():
+            saved = json.loads(path.read_text())
+            logger.info("timing group kept from %s (timed %s): not timed again", path, saved["timed_at"])
+            return saved["times"], saved["timed_at"], True
+    times = interleaved_timing(timed, docs, queries, rounds, query_batch)
+    timed_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if path is not None:
+        from effir.core.files import write_json
+
+        write_json(path, {"timed_at": timed_at, "systems": identities, "times": times})
+    return times, timed_at, False
+
+
 def timed_in_groups(encoders: dict, reference: str, docs: list[str], queries: list[str], rounds: int,
-                    query_batch: int = 32, group_size: int = GROUP_SIZE, control=None) -> tuple[dict, list[dict]]:
+                    query_batch: int = 32, group_size: int = GROUP_SIZE, control=None,
+                    fingerprints: dict[str, str] | None = None, kept: Path | None = None) -> tuple[dict, list[dict]]:
     """Speed figures per system, each group of systems timed in its own interleaved run with the reference (first)
     and the control (last, the farthest from the reference in every pass): (figures by name, the groups as
-    {"group", "systems", "control": verdict or None}). The reference's own figures pool its rounds of every group."""
+    {"group", "systems", "control": verdict or None, "timed_at", "kept"}). The reference's own figures pool its
+    rounds of every group. With `kept` (a folder) and `fingerprints` (each encoder's model fingerprint), each
+    finished group's times are written there, and a rerun reads back the groups it finds instead of timing them."""
     others = [name for name in encoders if name != reference]
     out, timing_groups, reference_times = {}, [], {task: [] for task in TASKS}
     control_name = f"{reference}-control"
@@ -138,12 +179,15 @@ def timed_in_groups(encoders: dict, reference: str, docs: list[str], queries: li
         if control is not None:
             timed[control_name] = control
         logger.info("timing group %d: %s", number, ", ".join(timed))
-        times = interleaved_timing(timed, docs, queries, rounds, query_batch)
+        identities = ({name: fingerprints[reference if name == control_name else name] for name in timed}
+                      if fingerprints is not None else None)
+        times, timed_at, was_kept = _kept_group(timed, identities, kept, docs, queries, rounds, query_batch)
         group_figures = figures(times, reference, len(docs))
         for m in members:
             out[m] = {**group_figures[m], "timing_group": number}
         timing_groups.append({"group": number, "systems": members,
-                              "control": control_verdict(group_figures[control_name]) if control is not None else None})
+                              "control": control_verdict(group_figures[control_name]) if control is not None else None,
+                              "timed_at": timed_at, "kept": was_kept})
         for task in TASKS:
             reference_times[task] += times[reference][task]
     out[reference] = figures({reference: reference_times}, reference, len(docs))[reference]

@@ -77,13 +77,20 @@ def _grouping(t: dict) -> str:
 
 
 def _groups_list(t: dict) -> list[str]:
-    """One line per timing group (when there are several): its systems and its control's readings."""
+    """One line per timing group (when there are several): its systems, its control's readings, and when a group was
+    kept from an earlier run of the bench (the same systems, sample, settings and machine), when it was timed."""
+    def kept(g):
+        return f" (timed {g['timed_at']}, kept from an earlier run of this bench)" if g.get("kept") else ""
+
     out = []
     for g in _timing_groups(t):
         c = g["control"]
         reading = (f": control {c['doc']:.2f}× / {c['query']:.2f}× / {c['query_batch']:.2f}×"
                    f"{'' if c['ok'] else ' — OUTSIDE'}") if c else ""
-        out.append(f"- timing group {g['group']} ({', '.join(g['systems'])}){reading}")
+        out.append(f"- timing group {g['group']} ({', '.join(g['systems'])}){reading}{kept(g)}")
+    only = t.get("groups") or []
+    if not out and len(only) == 1 and only[0].get("kept"):
+        out.append(f"The timing{kept(only[0])}.")
     return out + [""] if out else []
 
 

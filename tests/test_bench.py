@@ -222,9 +222,10 @@ def test_bench_speed_only(tmp_path, dataset200, tiny_bert):
     quantize_folder(str(compressed), tmp_path / "tiny-drop1-bf16", "bf16")
     out, work = tmp_path / "speed", tmp_path / "work"
     systems = f"bm25,full={tiny_bert},{compressed},again={tmp_path / 'tiny-drop1-bf16'}"
-    r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", systems, "--out", str(out),
-                                  "--work", str(work), "--speed-only", "--control", "--rounds", "2",
-                                  "--timing-docs", "16", "--timing-queries", "8", "--timing-group", "1"])
+    args = ["bench", "--dataset", str(dataset200), "--systems", systems, "--out", str(out), "--work", str(work),
+            "--speed-only", "--control", "--rounds", "2", "--timing-docs", "16", "--timing-queries", "8",
+            "--timing-group", "1"]
+    r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     assert not work.exists() and not (out / "per_query.json").exists()  # nothing encoded, no quality
     report = json.loads((out / "report.json").read_text())
@@ -246,6 +247,16 @@ def test_bench_speed_only(tmp_path, dataset200, tiny_bert):
     assert [s["precision"] for s in report["systems"]] == ["fp32", "fp32", "bf16"]
     assert "Precision: fp32, bf16 (each system's in the speed table)." in md
     assert [line.split(" | ")[4] for line in md.splitlines() if line.startswith("| again | ")] == ["bf16"]
+    assert [g["kept"] for g in timing["groups"]] == [False, False] and "kept from an earlier run" not in md
+    # the same bench again: both groups' times read back, not timed again, and the report says when they were timed
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    rerun = json.loads((out / "report.json").read_text())
+    assert [g["kept"] for g in rerun["timing"]["groups"]] == [True, True]
+    assert [s["rounds_s"] for s in rerun["systems"]] == [s["rounds_s"] for s in report["systems"]]
+    again_md = (out / "report.md").read_text()
+    assert "- timing group 2 (again): control " in again_md
+    assert f"(timed {timing['groups'][1]['timed_at']}, kept from an earlier run of this bench)" in again_md
     r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", str(tiny_bert),
                                   "--out", str(tmp_path / "none"), "--speed-only", "--rounds", "0"])
     assert r.exit_code != 0 and "--speed-only" in r.output and not (tmp_path / "none").exists()
@@ -332,6 +343,45 @@ def test_many_systems_are_timed_in_groups_each_with_the_reference_and_the_contro
     worst = max((g["control"]["doc"] for g in groups), key=lambda x: abs(x - 1))
     assert control["doc"] == worst and control["ok"] == all(g["control"]["ok"] for g in groups)
     assert overall_control([{**g, "control": None} for g in groups]) is None
+
+
+def test_finished_timing_groups_are_kept_and_a_rerun_resumes_at_the_first_not_finished(tmp_path):
+    """Each finished group's times are written once whole; a rerun with the same systems, sample and settings reads
+    them back instead of timing them again, and a group whose system changed (or whose file is missing: the run
+    stopped during it) is timed again."""
+    from effir.speed import timed_in_groups
+
+    calls = []
+
+    class Recorder:
+        def __init__(self, name):
+            self.name = name
+
+        def encode(self, texts, side="passage"):
+            calls.append(self.name)
+
+    encoders = {n: Recorder(n) for n in ["ref", "a", "b", "c", "d"]}
+    fingerprints = dict.fromkeys(encoders, "same")
+    docs, queries = [f"doc {i}" for i in range(8)], [f"query {i}" for i in range(4)]
+
+    def timed(prints):
+        calls.clear()
+        return timed_in_groups(encoders, "ref", docs, queries, rounds=2, query_batch=2, group_size=2,
+                               control=Recorder("ref-control"), fingerprints=prints, kept=tmp_path / "timing")
+
+    first, groups = timed(fingerprints)
+    assert [g["kept"] for g in groups] == [False, False] and len(list((tmp_path / "timing").glob("group-*.json"))) == 2
+    again, groups = timed(fingerprints)
+    assert calls == [] and again == first and [g["kept"] for g in groups] == [True, True]
+    assert [g["timed_at"] for g in groups] == [g["timed_at"] for g in timed(fingerprints)[1]]
+    _, groups = timed({**fingerprints, "c": "changed"})  # c is in the second group
+    assert set(calls) == {"ref", "c", "d", "ref-control"} and [g["kept"] for g in groups] == [True, False]
+    for f in (tmp_path / "timing").glob("group-*.json"):
+        f.unlink()
+    timed(fingerprints)
+    assert set(calls) == set(encoders) | {"ref-control"}
+    timed(None)  # no fingerprints: nothing kept or read
+    assert set(calls) == set(encoders) | {"ref-control"}
 
 
 def test_terminal_table_keeps_its_columns_for_long_names():
