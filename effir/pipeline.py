@@ -48,7 +48,7 @@ def run_dense(dataset: str | Path, model: str, out: str | Path, split: str = "te
               k: int = 1000, device=None, dtype=None, spec=None, remove_query: bool = False, encoder=None) -> dict:
     from effir.core.models import resolve
     from effir.encoder.model import Encoder, model_fingerprint
-    from effir.encoder.shards import encode_corpus
+    from effir.encoder.shards import encode_corpus, encode_seconds
     from effir.eval.metrics import evaluate, per_query
     from effir.index.build import LoadedIndex, build_index
     from effir.search.dense import dense_search
@@ -73,9 +73,15 @@ def run_dense(dataset: str | Path, model: str, out: str | Path, split: str = "te
         if stale:
             logger.warning("%s: made from another model or corpus than %s; encoding again", out / "shards", spec.path)
         t0 = time.perf_counter()
-        encode_corpus(encoder, corpus, out / "shards", model_fingerprint=fp, overwrite=stale)
-        rec = stages.record("encode", key, outputs=[out / "shards" / "manifest.json"],
-                            seconds=round(time.perf_counter() - t0, 3), docs=corpus.count)
+        manifest = encode_corpus(encoder, corpus, out / "shards", model_fingerprint=fp, overwrite=stale)
+        # the shards' own times: an encode resumed after a crash counts the shards of every run that made them
+        seconds = encode_seconds(manifest)
+        if seconds is None:
+            seconds = round(time.perf_counter() - t0, 3)
+            logger.warning("%s: shards written before they kept their time; the encode's seconds are this run's",
+                           out / "shards")
+        rec = stages.record("encode", key, outputs=[out / "shards" / "manifest.json"], seconds=seconds,
+                            docs=corpus.count)
     encode_s = rec["seconds"]
 
     key = {**key, "factory": factory}

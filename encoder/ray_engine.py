@@ -27,12 +27,11 @@ class ShardEncoder:
         self.out, self.dtype = Path(out), embedding_dtype
 
     def __call__(self, batch: dict) -> dict:
-        from effir.encoder.shards import write_shard
+        from effir.encoder.shards import encode_shard
 
-        records = []
-        for index, first, docids, texts in zip(batch["shard"], batch["first_row"], batch["docids"], batch["texts"]):
-            emb, n_tokens = self.encoder.encode(list(texts), side="passage")
-            records.append(write_shard(self.out, int(index), int(first), list(docids), emb, n_tokens, self.dtype))
+        records = [encode_shard(self.encoder, self.out, int(index), int(first), list(docids), list(texts), self.dtype)
+                   for index, first, docids, texts in zip(batch["shard"], batch["first_row"], batch["docids"],
+                                                          batch["texts"])]
         return {key: np.array([r[key] for r in records]) for key in records[0]}
 
 

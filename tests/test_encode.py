@@ -65,6 +65,33 @@ def test_shards_and_manifest(tmp_path, tiny_bert):
     np.testing.assert_allclose(load_all(tmp_path / "out16")[1], emb, atol=2e-3)
 
 
+def test_a_resumed_encode_counts_the_seconds_of_every_run_that_made_its_shards(tmp_path, tiny_bert):
+    """Each shard keeps the seconds it took; an encode stopped after its first shards and run again encodes only the
+    rest, and its cost is the sum over both runs (an end-to-end figure would otherwise count the last run only)."""
+    from effir.encoder.shards import MANIFEST, encode_seconds
+
+    corpus = Corpus(write_corpus(tmp_path / "c.jsonl", 23)).validate()
+    enc = Encoder(resolve(str(tiny_bert)), device="cpu")
+    out = tmp_path / "out"
+    whole = encode_corpus(enc, corpus, out, shard_size=10, progress=False)
+    assert all(s["seconds"] > 0 for s in whole["shards"])
+    assert encode_seconds(whole) == pytest.approx(sum(s["seconds"] for s in whole["shards"]), abs=1e-3)
+    # as if the run had stopped during the last shard: the manifest lists the first two, not complete
+    (out / whole["shards"][2]["file"]).unlink()
+    stopped = {**whole, "shards": whole["shards"][:2], "complete": False}
+    (out / MANIFEST).write_text(json.dumps(stopped))
+    encoded = []
+    original = enc.encode
+    enc.encode = lambda texts, **kw: encoded.append(len(texts)) or original(texts, **kw)
+    resumed = encode_corpus(enc, corpus, out, shard_size=10, progress=False)
+    assert encoded == [3] and resumed["shards"][:2] == whole["shards"][:2]
+    assert encode_seconds(resumed) == pytest.approx(sum(s["seconds"] for s in resumed["shards"]), abs=1e-3)
+    assert encode_seconds(resumed) > sum(s["seconds"] for s in whole["shards"][:2])
+    # shards written before they kept their time: no sum to give
+    del resumed["shards"][0]["seconds"]
+    assert encode_seconds(resumed) is None
+
+
 def _encode_cmd(model, corpus, out):
     return [sys.executable, "-m", "effir.cli", "encode", "--model", str(model), "--corpus", str(corpus),
             "--out", str(out), "--shard-size", "16", "--threads", "1"]
