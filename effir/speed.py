@@ -19,6 +19,7 @@ finished, on the same machine with the same systems, sample and settings (`_kept
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -26,6 +27,8 @@ import statistics
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from effir.core.files import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -131,14 +134,28 @@ def groups(names: list[str], size: int) -> list[list[str]]:
     return out
 
 
+@functools.cache
+def _code_digest() -> str:
+    """The code that loads, runs and times the encoders (effir's own, core, encoder, compression): kept times are
+    stale once any of it changes."""
+    import importlib
+
+    h = hashlib.sha256()
+    for package in ("effir", "effir.core", "effir.encoder", "effir.compression"):
+        for folder in importlib.import_module(package).__path__:
+            for file in sorted(Path(folder).glob("*.py")):
+                h.update(file.read_bytes())
+    return h.hexdigest()
+
+
 def _group_key(identities: dict[str, str], docs: list[str], queries: list[str], rounds: int, query_batch: int) -> str:
     """What a group's times depend on: its systems (name and model fingerprint, in the order timed), the sample,
-    the settings, the machine, its threads and this module's code (a change to the method invalidates them all)."""
+    the settings, the machine, its threads and the code (`_code_digest`)."""
     from effir.core.device import describe_machine
 
     machine = describe_machine()
     key = {"systems": list(identities.items()), "docs": docs, "queries": queries, "rounds": rounds,
-           "query_batch": query_batch, "method": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+           "query_batch": query_batch, "code": _code_digest(),
            "machine": {k: machine[k] for k in ("cpu", "cores", "threads", "gpu", "torch", "transformers")}}
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
 
@@ -157,8 +174,6 @@ def _kept_group(timed: dict, identities: dict[str, str] | None, kept: Path | Non
     times = interleaved_timing(timed, docs, queries, rounds, query_batch)
     timed_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     if path is not None:
-        from effir.core.files import write_json
-
         write_json(path, {"timed_at": timed_at, "systems": identities, "times": times})
     return times, timed_at, False
 

@@ -345,10 +345,10 @@ def test_many_systems_are_timed_in_groups_each_with_the_reference_and_the_contro
     assert overall_control([{**g, "control": None} for g in groups]) is None
 
 
-def test_finished_timing_groups_are_kept_and_a_rerun_resumes_at_the_first_not_finished(tmp_path):
-    """Each finished group's times are written once whole; a rerun with the same systems, sample and settings reads
-    them back instead of timing them again, and a group whose system changed (or whose file is missing: the run
-    stopped during it) is timed again."""
+def test_finished_timing_groups_are_kept_and_a_rerun_resumes_at_the_first_not_finished(tmp_path, monkeypatch):
+    """Each finished group's times are written once whole; a rerun with the same systems, sample, settings and code
+    reads them back instead of timing them again, and a group whose system changed (or whose file is missing: the
+    run stopped during it) is timed again, as is every group once the code changed."""
     from effir.speed import timed_in_groups
 
     calls = []
@@ -382,6 +382,11 @@ def test_finished_timing_groups_are_kept_and_a_rerun_resumes_at_the_first_not_fi
     assert set(calls) == set(encoders) | {"ref-control"}
     timed(None)  # no fingerprints: nothing kept or read
     assert set(calls) == set(encoders) | {"ref-control"}
+    timed(fingerprints)
+    assert calls == []
+    monkeypatch.setattr("effir.speed._code_digest", lambda: "changed")
+    _, groups = timed(fingerprints)
+    assert set(calls) == set(encoders) | {"ref-control"} and [g["kept"] for g in groups] == [False, False]
 
 
 def test_terminal_table_keeps_its_columns_for_long_names():
