@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 from click.testing import CliRunner
@@ -302,6 +303,16 @@ def test_groups_are_as_even_as_can_be():
         groups(list("ab"), 0)
 
 
+class NameRecorder:
+    """An encoder stand-in for the timing's order: each encode call appends its name to `calls`."""
+
+    def __init__(self, name, calls):
+        self.name, self.calls = name, calls
+
+    def encode(self, texts, side="passage"):
+        self.calls.append(self.name)
+
+
 def test_many_systems_are_timed_in_groups_each_with_the_reference_and_the_control():
     """Each group is its own interleaved run: the reference first, the group's systems, the control last; a system's
     speedup is against the reference's rounds of its own group."""
@@ -310,13 +321,7 @@ def test_many_systems_are_timed_in_groups_each_with_the_reference_and_the_contro
     from effir.speed import TASKS, overall_control, timed_in_groups
 
     calls = []
-
-    class Recorder:
-        def __init__(self, name):
-            self.name = name
-
-        def encode(self, texts, side="passage"):
-            calls.append(self.name)
+    Recorder = partial(NameRecorder, calls=calls)
 
     encoders = {n: Recorder(n) for n in ["ref", "a", "b", "c", "d", "e"]}
     docs, queries = [f"doc {i}" for i in range(8)], [f"query {i}" for i in range(4)]
@@ -352,13 +357,7 @@ def test_finished_timing_groups_are_kept_and_a_rerun_resumes_at_the_first_not_fi
     from effir.speed import timed_in_groups
 
     calls = []
-
-    class Recorder:
-        def __init__(self, name):
-            self.name = name
-
-        def encode(self, texts, side="passage"):
-            calls.append(self.name)
+    Recorder = partial(NameRecorder, calls=calls)
 
     encoders = {n: Recorder(n) for n in ["ref", "a", "b", "c", "d"]}
     fingerprints = dict.fromkeys(encoders, "same")
