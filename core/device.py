@@ -56,22 +56,25 @@ def pick_device(device: str | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def pick_dtype(device: str, dtype: str | None = None):
-    """fp16 on CUDA (bf16 where asked), fp32 on CPU: bf16 matmuls on CPUs without native bf16 are very slow (where
-    the CPU has it, `compress quantize --method bf16` makes a bf16 system to measure against fp32)."""
+def _dtypes() -> dict:
+    """The floating dtypes by the short names the reports use."""
     import torch
 
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def pick_dtype(device: str, dtype: str | None = None):
+    """fp16 on CUDA (bf16 where asked), fp32 on CPU: bf16 matmuls on CPUs without native bf16 are very slow (where
+    the CPU has it, `compress quantize --method bf16` makes a bf16 system to measure against fp32). `dtype`: a short
+    name or torch's (float32, float16, bfloat16)."""
     if dtype and dtype != "auto":
-        return {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
-                "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}[dtype]
-    return torch.float16 if device.startswith("cuda") else torch.float32
+        return _dtypes()[{"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(dtype, dtype)]
+    return _dtypes()["fp16" if device.startswith("cuda") else "fp32"]
 
 
 def dtype_name(dtype) -> str:
     """A torch floating dtype as the reports name it (fp32, fp16, bf16)."""
-    import torch
-
-    return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, str(dtype))
+    return next((name for name, d in _dtypes().items() if d == dtype), str(dtype))
 
 
 def native_bf16() -> bool:

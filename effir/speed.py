@@ -28,8 +28,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from effir.core.files import write_json
-
 logger = logging.getLogger(__name__)
 
 TASKS = ("doc", "query", "query_batch")
@@ -148,33 +146,36 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
-def _group_key(identities: dict[str, str], docs: list[str], queries: list[str], rounds: int, query_batch: int) -> str:
+def _group_key(identities: dict[str, str], docs: list[str], queries: list[str], rounds: int, query_batch: int) -> dict:
     """What a group's times depend on: its systems (name and model fingerprint, in the order timed), the sample,
     the settings, the machine, its threads and the code (`_code_digest`)."""
     from effir.core.device import describe_machine
 
     machine = describe_machine()
-    key = {"systems": list(identities.items()), "docs": docs, "queries": queries, "rounds": rounds,
-           "query_batch": query_batch, "code": _code_digest(),
-           "machine": {k: machine[k] for k in ("cpu", "cores", "threads", "gpu", "torch", "transformers")}}
-    return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
+    texts = hashlib.sha256(json.dumps([docs, queries]).encode()).hexdigest()
+    # lists, not tuples: the key is compared with one read back from JSON
+    return {"systems": [[name, fp] for name, fp in identities.items()], "texts": texts, "rounds": rounds,
+            "query_batch": query_batch, "code": _code_digest(),
+            "machine": {k: machine[k] for k in ("cpu", "cores", "threads", "gpu", "torch", "transformers")}}
 
 
 def _kept_group(timed: dict, identities: dict[str, str] | None, kept: Path | None, docs: list[str],
                 queries: list[str], rounds: int, query_batch: int) -> tuple[dict, str, bool]:
-    """(times, when they were measured, whether they were kept from an earlier run): a group already timed with the
-    same key is read back from `kept`; otherwise it is timed now and written there once whole."""
-    path = None
-    if kept is not None and identities is not None:
-        path = Path(kept) / f"group-{_group_key(identities, docs, queries, rounds, query_batch)}.json"
-        if path.exists():
-            saved = json.loads(path.read_text())
-            logger.info("timing group kept from %s (timed %s): not timed again", path, saved["timed_at"])
-            return saved["times"], saved["timed_at"], True
+    """(times, when they were measured, whether they were kept from an earlier run): a group is a stage of `kept`
+    (`pipeline.Stages`), read back when it was finished with the same key, else timed now and recorded once whole."""
+    from effir.pipeline import Stages
+
+    stages = Stages(Path(kept)) if kept is not None and identities is not None else None
+    if stages is not None:
+        name, key = "timing " + ", ".join(identities), _group_key(identities, docs, queries, rounds, query_batch)
+        rec = stages.done(name, key)
+        if rec is not None:
+            logger.info("%s: kept from %s (timed %s), not timed again", name, stages.path, rec["timed_at"])
+            return rec["times"], rec["timed_at"], True
     times = interleaved_timing(timed, docs, queries, rounds, query_batch)
     timed_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if path is not None:
-        write_json(path, {"timed_at": timed_at, "systems": identities, "times": times})
+    if stages is not None:
+        stages.record(name, key, times=times, timed_at=timed_at)
     return times, timed_at, False
 
 
