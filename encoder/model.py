@@ -216,13 +216,22 @@ class Encoder:
         """(vectors, every layer's token states or None, mask): `embed_with_states`, as a teacher gives them."""
         return embed_with_states(self.model, ids, self.tokenizer.pad_token_id, self.spec, self.device, states)
 
-    def encode(self, texts: list[str], side: str = "passage", progress=None) -> tuple[np.ndarray, np.ndarray]:
-        """(embeddings [N, D] float32 in input order, token counts [N])."""
+    def encode(self, texts: list[str], side: str = "passage", progress=None,
+               checkpoint=None) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings [N, D] float32 in input order, token counts [N]). A `checkpoint` (the shards' `ShardCheckpoint`)
+        gives the batches a stopped run finished and saves them as this one goes; batching is deterministic, so a
+        resumed encode runs the same batches as an uninterrupted one and gives the same vectors."""
         ids = self.tokenize(texts, side)
         lengths = [len(x) for x in ids]
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for batch in self.batches(lengths):
+        batches = self.batches(lengths)
+        shape = (len(texts), self.dim)
+        out, done = checkpoint.start(batches, shape) if checkpoint else (np.zeros(shape, np.float32), 0)
+        if progress is not None and done:
+            progress.update(sum(len(batch) for batch in batches[:done]))
+        for n, batch in enumerate(batches[done:], start=done + 1):
             out[batch] = self.forward_ids([ids[i] for i in batch]).cpu().numpy()
             if progress is not None:
                 progress.update(len(batch))
+            if checkpoint and n < len(batches):
+                checkpoint.save(out, n)
         return out, np.asarray(lengths, dtype=np.int32)

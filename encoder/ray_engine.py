@@ -13,23 +13,24 @@ from pathlib import Path
 
 import numpy as np
 
+from effir.encoder.shards import CHECKPOINT_S, ShardWriter, chunks, encode_shard
+
 
 class ShardEncoder:
     """A Ray actor: one model per actor, one shard per call."""
 
     def __init__(self, spec, out: str, embedding_dtype: str, device: str | None, compute_dtype: str | None,
-                 max_tokens: int, threads: int):
+                 max_tokens: int, threads: int, checkpoint_s: float):
         from effir.core.device import configure_threads
         from effir.encoder.model import Encoder
 
         configure_threads(threads)
         self.encoder = Encoder(spec, device=device, dtype=compute_dtype, max_tokens=max_tokens)
-        self.out, self.dtype = Path(out), embedding_dtype
+        self.out, self.dtype, self.checkpoint_s = Path(out), embedding_dtype, checkpoint_s
 
     def __call__(self, batch: dict) -> dict:
-        from effir.encoder.shards import encode_shard
-
-        records = [encode_shard(self.encoder, self.out, int(index), int(first), list(docids), list(texts), self.dtype)
+        records = [encode_shard(self.encoder, self.out, int(index), int(first), list(docids), list(texts), self.dtype,
+                                checkpoint_s=self.checkpoint_s)
                    for index, first, docids, texts in zip(batch["shard"], batch["first_row"], batch["docids"],
                                                           batch["texts"])]
         return {key: np.array([r[key] for r in records]) for key in records[0]}
@@ -38,13 +39,12 @@ class ShardEncoder:
 def encode_corpus_ray(spec, corpus, out: str | Path, shard_size: int = 4096, dtype: str = "float32",
                       overwrite: bool = False, model_fingerprint: str = "", actors: int = 2,
                       cpus_per_actor: int = 1, address: str | None = None, progress: bool = True,
-                      compute_dtype: str | None = None, max_tokens: int = 8192) -> dict:
+                      compute_dtype: str | None = None, max_tokens: int = 8192,
+                      checkpoint_s: float = CHECKPOINT_S) -> dict:
     """`dtype`: the stored embeddings' (float32 | float16); `compute_dtype`: the model's (`--dtype`)."""
     import ray
     from tqdm import tqdm
     from transformers import AutoConfig
-
-    from effir.encoder.shards import ShardWriter, chunks
 
     dim = AutoConfig.from_pretrained(spec.path).hidden_size
     writer = ShardWriter(spec, dim, corpus, out, shard_size, dtype, overwrite, model_fingerprint)
@@ -62,7 +62,8 @@ def encode_corpus_ray(spec, corpus, out: str | Path, shard_size: int = 4096, dty
                 num_gpus=1 if use_gpu else 0, num_cpus=cpus_per_actor,
                 fn_constructor_kwargs={"spec": spec, "out": str(writer.out), "embedding_dtype": dtype,
                                        "device": "cuda" if use_gpu else "cpu", "compute_dtype": compute_dtype,
-                                       "max_tokens": max_tokens, "threads": cpus_per_actor},
+                                       "max_tokens": max_tokens, "threads": cpus_per_actor,
+                                       "checkpoint_s": checkpoint_s},
                 max_restarts=3, max_task_retries=3)
             bar = tqdm(total=corpus.count, initial=writer.rows_done, unit="doc", desc=f"encode {spec.name} (ray)",
                        disable=not progress)

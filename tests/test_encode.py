@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -92,15 +93,76 @@ def test_a_resumed_encode_counts_the_seconds_of_every_run_that_made_its_shards(t
     assert encode_seconds(resumed) is None
 
 
-def _encode_cmd(model, corpus, out):
+class _Stop(Exception):
+    pass
+
+
+def test_an_encode_stopped_mid_shard_resumes_from_its_saved_batches(tmp_path, tiny_bert, caplog):
+    """A shard's finished batches are saved as it goes (here after every batch); a run stopped inside a shard and run
+    again encodes only that shard's remaining batches, gives the vectors of an uninterrupted run, counts the seconds
+    of both runs and leaves no partial file. Saved batches that another batching would not make are not used."""
+    from effir.encoder.shards import MANIFEST, partial_name
+
+    corpus = Corpus(write_corpus(tmp_path / "c.jsonl", 23)).validate()
+    texts = [d.contents for d in corpus]
+    enc = Encoder(resolve(str(tiny_bert)), device="cpu", max_tokens=100)  # 1-5 documents a batch: many batches
+    n_batches = [len(enc.batches([len(x) for x in enc.tokenize(texts[i:i + 10], "passage")])) for i in (0, 10, 20)]
+    assert n_batches[1] >= 4
+    encode_corpus(enc, corpus, tmp_path / "whole", shard_size=10, progress=False)
+    whole = load_all(tmp_path / "whole")[1]
+
+    out, forward, calls = tmp_path / "out", enc.forward_ids, []
+
+    def stop_in_second_shard(ids):  # after its first two batches
+        calls.append(len(ids))
+        if len(calls) == n_batches[0] + 3:
+            raise _Stop
+        return forward(ids)
+
+    enc.forward_ids = stop_in_second_shard
+    with pytest.raises(_Stop):
+        encode_corpus(enc, corpus, out, shard_size=10, progress=False, checkpoint_s=0)
+    assert len(json.loads((out / MANIFEST).read_text())["shards"]) == 1
+    with np.load(out / partial_name(1)) as saved:
+        assert int(saved["batches_done"]) == 2
+        first_run_s = float(saved["seconds"])
+
+    calls.clear()
+    enc.forward_ids = lambda ids: calls.append(len(ids)) or forward(ids)
+    with caplog.at_level("INFO", logger="effir.encoder.shards"):
+        manifest = encode_corpus(enc, corpus, out, shard_size=10, progress=False, checkpoint_s=0)
+    assert f"resuming after 2 of {n_batches[1]} batches" in caplog.text
+    assert len(calls) == n_batches[1] - 2 + n_batches[2]
+    np.testing.assert_allclose(load_all(out)[1], whole, atol=1e-6)
+    assert manifest["complete"] and manifest["shards"][1]["seconds"] > first_run_s
+    assert not list(out.glob("*.partial.npz")) and not list(out.glob("*.tmp"))
+
+    # saved by a run that batched differently: the shard starts afresh, with a warning
+    calls.clear()
+    enc.forward_ids = stop_in_second_shard
+    with pytest.raises(_Stop):
+        encode_corpus(enc, corpus, out, shard_size=10, progress=False, checkpoint_s=0, overwrite=True)
+    enc.forward_ids, enc.max_tokens = forward, 400
+    with caplog.at_level("INFO", logger="effir.encoder.shards"):
+        encode_corpus(enc, corpus, out, shard_size=10, progress=False, checkpoint_s=0)
+    assert "other documents or batches" in caplog.text
+    np.testing.assert_allclose(load_all(out)[1], whole, atol=1e-5)
+
+
+def _env() -> dict:
+    """This checkout first on the path, then what the caller had there."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+
+
+def _encode_cmd(model, corpus, out, *options):
     return [sys.executable, "-m", "effir.cli", "encode", "--model", str(model), "--corpus", str(corpus),
-            "--out", str(out), "--shard-size", "16", "--threads", "1"]
+            "--out", str(out), "--shard-size", "16", "--threads", "1", *options]
 
 
 @pytest.mark.slow  # spawns an encoder process and kills it mid-shard
 def test_resume_after_sigkill(tmp_path, tiny_llama):
     corpus = write_corpus(tmp_path / "c.jsonl", 400, seed=1)
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    env = _env()
     reference = tmp_path / "reference"
     subprocess.run(_encode_cmd(tiny_llama, corpus, reference), check=True, env=env, capture_output=True)
     out = tmp_path / "killed"
@@ -120,6 +182,38 @@ def test_resume_after_sigkill(tmp_path, tiny_llama):
     assert ids == ref_ids and len(set(ids)) == 400
     np.testing.assert_allclose(emb, ref_emb, atol=1e-5)
     assert not list(out.glob("*.tmp"))
+
+
+@pytest.mark.slow  # spawns an encoder process and kills it inside a shard, while it saves the shard's batches
+def test_resume_after_sigkill_inside_a_shard(tmp_path, tiny_llama):
+    corpus = write_corpus(tmp_path / "c.jsonl", 400, seed=2)
+    env = _env()
+    options = ("--shard-size", "200", "--max-tokens", "64", "--save-every", "0")  # 200 documents, ~50 batches each
+    reference = tmp_path / "reference"
+    subprocess.run(_encode_cmd(tiny_llama, corpus, reference, *options), check=True, env=env, capture_output=True)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(_encode_cmd(tiny_llama, corpus, out, *options), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline, saves = time.time() + 120, random.Random().randint(1, 60)
+    seen = set()  # (file, mtime) of every save seen: kill after a random number of them
+    while time.time() < deadline and len(seen) < saves and proc.poll() is None:
+        for f in out.glob("*.partial.npz"):
+            with contextlib.suppress(FileNotFoundError):  # removed when its shard was written
+                seen.add((f.name, f.stat().st_mtime_ns))
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    left = list(out.glob("*.partial.npz"))
+    assert seen, "the encode ended before it saved any batch"
+    rerun = subprocess.run(_encode_cmd(tiny_llama, corpus, out, *options), check=True, env=env, capture_output=True,
+                           text=True)
+    if left:  # none only when the kill fell between a shard's last batch and the next shard's first save
+        assert "resuming after" in rerun.stderr
+    ids, emb = load_all(out)
+    ref_ids, ref_emb = load_all(reference)
+    assert ids == ref_ids
+    np.testing.assert_allclose(emb, ref_emb, atol=1e-5)
+    assert not list(out.glob("*.tmp")) and not list(out.glob("*.partial.npz"))
 
 
 def test_resume_refuses_other_model(tmp_path, tiny_bert, tiny_llama):
