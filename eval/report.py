@@ -205,12 +205,18 @@ def markdown(result: dict, importance_png: str | None) -> str:
     return "\n".join(out)
 
 
-POINT_KEYS = ("name", "parent", "retention", "doc_speedup")
-
-
 def _retention_points(systems: list[dict]) -> list[dict]:
-    return [{k: s.get(k) for k in POINT_KEYS} for s in systems
-            if s.get("kind") == "compressed" and s.get("retention") and s.get("doc_speedup")]
+    """What each compressed row keeps: of its parent, or, for a row trained after its cut (no parent), of the parent
+    given the same training (its --peer)."""
+    points = []
+    for s in systems:
+        retention, parent = s.get("retention"), s.get("parent")
+        if retention is None and s.get("retention_vs_peer") is not None:
+            retention, parent = s["retention_vs_peer"], s["peer"]
+        if s.get("kind") == "compressed" and retention and s.get("doc_speedup"):
+            points.append({"name": s["name"], "parent": parent, "retention": retention,
+                           "doc_speedup": s["doc_speedup"]})
+    return points
 
 
 def beside_points(report_json) -> dict:
@@ -253,7 +259,7 @@ def _retention_panel(ax, own: list[dict], beside: list[dict]) -> None:
             labels.append((p["doc_speedup"], p["retention"], p["name"], {"fontsize": 7, "color": color}))
     ax.axhline(0.97, ls=":", color="grey", lw=1)
     ax.set_xlabel("document speedup against the reference (measured)")
-    ax.set_ylabel("nDCG@10 kept of the parent's")
+    ax.set_ylabel("nDCG@10 kept of the parent's (trained: of the parent trained the same)")
     ax.set_title("quality kept against speed" + (" (hollow: --beside reports)" if beside else ""))
     _label_points(ax, labels)
 

@@ -112,6 +112,23 @@ def test_bench_report(tmp_path, dataset200, tiny_bert, monkeypatch):
     assert f"compressed rows of `{first}`" in (out / "report.md").read_text()
 
 
+def test_the_plot_shows_what_a_row_trained_after_its_cut_keeps_of_its_peer():
+    """A row trained after its cut has no parent to keep quality of; the retention panel places it by its --peer (the
+    parent given the same training), as the report's peer table does; a row with a parent is placed by the parent."""
+    from effir.eval.report import _retention_points
+
+    rows = [{"name": "ft", "kind": "full", "retention": None, "doc_speedup": 1.0},
+            {"name": "cut", "kind": "compressed", "parent": None, "retention": None, "peer": "ft",
+             "retention_vs_peer": 0.76, "doc_speedup": 1.85},
+            {"name": "cut-bf16", "kind": "compressed", "parent": "cut", "retention": 1.005, "peer": None,
+             "retention_vs_peer": None, "doc_speedup": 3.07},
+            {"name": "untimed", "kind": "compressed", "parent": None, "retention": None, "peer": "ft",
+             "retention_vs_peer": 0.8, "doc_speedup": None}]
+    assert _retention_points(rows) == [
+        {"name": "cut", "parent": "ft", "retention": 0.76, "doc_speedup": 1.85},
+        {"name": "cut-bf16", "parent": "cut", "retention": 1.005, "doc_speedup": 3.07}]
+
+
 @pytest.mark.parametrize("option", ["--parent", "--peer"])
 def test_bench_refuses_a_parent_not_in_the_run(tmp_path, dataset200, tiny_bert, option):
     r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", f"child={tiny_bert}",
