@@ -259,7 +259,7 @@ def _retention_panel(ax, own: list[dict], beside: list[dict]) -> None:
             labels.append((p["doc_speedup"], p["retention"], p["name"], {"fontsize": 7, "color": color}))
     ax.axhline(0.97, ls=":", color="grey", lw=1)
     ax.set_xlabel("document speedup against the reference (measured)")
-    ax.set_ylabel("nDCG@10 kept of the parent's (trained: of the parent trained the same)")
+    ax.set_ylabel("nDCG@10 kept of the parent's (or the peer's)")
     ax.set_title("quality kept against speed" + (" (hollow: --beside reports)" if beside else ""))
     _label_points(ax, labels)
 
