@@ -18,6 +18,11 @@ WORDS = ("protein cell gene virus cancer therapy brain neuron patient trial dose
          "memory learning tissue blood heart lung immune response receptor binding structure").split()
 
 
+def subprocess_env() -> dict:
+    """The environment for an effir command run as a subprocess: this checkout first on the path, then the caller's."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+
+
 def shared_dataset(name: str) -> Path:
     path = SHARED / name
     if not (path / "corpus.jsonl").exists():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import signal
 import subprocess
@@ -21,7 +20,7 @@ from effir.core.models import resolve
 from effir.encoder.model import Encoder
 from effir.encoder.pooling import pool
 from effir.encoder.shards import encode_corpus, load_all
-from tests.conftest import write_corpus
+from tests.conftest import subprocess_env, write_corpus
 
 
 def test_pooling_ignores_padding():
@@ -149,20 +148,15 @@ def test_an_encode_stopped_mid_shard_resumes_from_its_saved_batches(tmp_path, ti
     np.testing.assert_allclose(load_all(out)[1], whole, atol=1e-5)
 
 
-def _env() -> dict:
-    """This checkout first on the path, then what the caller had there."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
-
-
 def _encode_cmd(model, corpus, out, *options):
     return [sys.executable, "-m", "effir.cli", "encode", "--model", str(model), "--corpus", str(corpus),
             "--out", str(out), "--shard-size", "16", "--threads", "1", *options]
 
 
-@pytest.mark.slow  # spawns an encoder process and kills it mid-shard
+@pytest.mark.slow  # spawns an encoder process and kills it, resuming from its last whole shard
 def test_resume_after_sigkill(tmp_path, tiny_llama):
     corpus = write_corpus(tmp_path / "c.jsonl", 400, seed=1)
-    env = _env()
+    env = subprocess_env()
     reference = tmp_path / "reference"
     subprocess.run(_encode_cmd(tiny_llama, corpus, reference), check=True, env=env, capture_output=True)
     out = tmp_path / "killed"
@@ -187,7 +181,7 @@ def test_resume_after_sigkill(tmp_path, tiny_llama):
 @pytest.mark.slow  # spawns an encoder process and kills it inside a shard, while it saves the shard's batches
 def test_resume_after_sigkill_inside_a_shard(tmp_path, tiny_llama):
     corpus = write_corpus(tmp_path / "c.jsonl", 400, seed=2)
-    env = _env()
+    env = subprocess_env()
     options = ("--shard-size", "200", "--max-tokens", "64", "--save-every", "0")  # 200 documents, ~50 batches each
     reference = tmp_path / "reference"
     subprocess.run(_encode_cmd(tiny_llama, corpus, reference, *options), check=True, env=env, capture_output=True)

@@ -1,6 +1,6 @@
 """SIGKILL at any point, then the same command: the result equals an uninterrupted run's. Training is killed while
 it writes a checkpoint; `effir run` is killed inside each of its stages, after the stage wrote its output and
-before it was recorded (encoding killed mid-shard is `test_encode.test_resume_after_sigkill`)."""
+before it was recorded (encoding killed between and inside shards is `test_encode.test_resume_after_sigkill*`)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.conftest import subprocess_env
+
 pytestmark = pytest.mark.slow  # each case starts Python processes
 
-ENV = {**os.environ, "PYTHONPATH": os.getcwd()}
+ENV = subprocess_env()
 
 
 def _examples(dataset):
