@@ -399,7 +399,7 @@ $(call cut_mixed_pass,smollm2-effir-1.5x-gact-mixed3-r64-s1,ft-3k-mixed2-r64,smo
 $(call cut_mixed_pass,smollm2-effir-1.5x-d8-gact-mixed3-r64,ft-3k-mixed2-r64,smollm2-ft-3k-mixed3-r64,--drop-fraction 0.27 \
   --reduction 0.3 $(LLM_GATE_ACT))
 # the mild end of the curve: 4 MLPs dropped by mixed2's drift order (12, 14, 17, 19; 1.10x document FLOPs), trained
-# the same: 0.6342, 95.1 % of mixed3 (p 0.0001), 97.9 % of mixed2; about 1.2 points of the peer's nDCG@10 a dropped MLP
+# the same: 0.6342, 95.1 % of mixed3 (p 0.0001), 97.9 % of mixed2; about 1.2 % of the peer's nDCG@10 a dropped MLP
 # from the first MLP on, so 97 % allows about two (reports/llm-d4-mild-cut-2026-12-07/)
 $(call cut_mixed_pass,smollm2-effir-d4-mixed3-r64,ft-3k-mixed2-r64,smollm2-ft-3k-mixed3-r64,--drop-fraction 0.1334 --reduction 0)
 
