@@ -192,7 +192,8 @@ def markdown(result: dict, importance_png: str | None) -> str:
     out += ["", "End-to-end: encoding the whole corpus + index build + encoding and searching every judged query "
             "one at a time (BM25: Lucene indexing + search). It is measured when a stage first runs and reused "
             "afterwards; only the interleaved speed figures above are comparable as ratios.", "",
-            "![nDCG@10 against document-encoding throughput](pareto.png)", ""]
+            f"![{'nDCG@10 against document-encoding throughput' if _timed(result) else 'nDCG@10 (not timed)'}]"
+            "(pareto.png)", ""]
     for other in result.get("beside", []):
         out += [f"Beside these in the plot: the compressed rows of `{other['report']}` ({other['dataset']}, "
                 f"reference `{other['reference']}`).", "", "| system | parent | retention | doc speedup |",
@@ -264,23 +265,24 @@ def _retention_panel(ax, own: list[dict], beside: list[dict]) -> None:
     _label_points(ax, labels)
 
 
-def pareto_plot(result: dict, path: Path) -> None:
-    """nDCG@10 against document throughput (first collection); with several collections, a panel with each
-    system's nDCG@10 per collection beside its average; with compressed rows (or --beside reports), a panel of the
-    quality each keeps of its parent against its document speedup."""
-    import matplotlib
+def _timed(result: dict) -> bool:
+    return any(r.docs_per_s is not None for r in result["systems"])
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    names = result.get("datasets") or [result["dataset"]]
-    several = len(names) > 1
-    own, beside = _retention_points([r.to_json() for r in result["systems"]]), result.get("beside", [])
-    kept = bool(own or beside)
-    panels = 1 + several + kept
-    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 5), squeeze=False)
-    axes = axes[0]
-    ax = axes[0]
+def _quality_bars(ax, result: dict) -> None:
+    """Without a timing run (--rounds 0) there is no throughput axis: each system's nDCG@10 as a bar, best first."""
+    rows = sorted(result["systems"], key=lambda r: r.ndcg_10)
+    ax.barh([r.name for r in rows], [r.ndcg_10 for r in rows],
+            color=["tab:red" if r.kind == "compressed" else "tab:blue" for r in rows])
+    for i, r in enumerate(rows):
+        ax.text(r.ndcg_10, i, f" {r.ndcg_10:.4f}", va="center", fontsize=8)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set_xlabel("nDCG@10")
+    ax.set_title(f"{result['dataset']}: quality (not timed)")
+
+
+def _throughput_panel(ax, result: dict) -> None:
+    """nDCG@10 against documents per second; rows without a speed (BM25) as dashed horizontal lines."""
     labels = []
     for r in result["systems"]:
         if r.docs_per_s is None:
@@ -293,6 +295,26 @@ def pareto_plot(result: dict, path: Path) -> None:
     ax.set_ylabel("nDCG@10")
     ax.set_title(f"{result['dataset']}: quality against encoding throughput")
     _label_points(ax, labels)
+
+
+def pareto_plot(result: dict, path: Path) -> None:
+    """nDCG@10 against document throughput (first collection; without a timing run, each system's nDCG@10 as a
+    bar); with several collections, a panel with each system's nDCG@10 per collection beside its average; with
+    compressed rows (or --beside reports), a panel of the quality each keeps of its parent against its document
+    speedup."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = result.get("datasets") or [result["dataset"]]
+    several = len(names) > 1
+    own, beside = _retention_points([r.to_json() for r in result["systems"]]), result.get("beside", [])
+    kept = bool(own or beside)
+    panels = 1 + several + kept
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 5), squeeze=False)
+    axes = axes[0]
+    (_throughput_panel if _timed(result) else _quality_bars)(axes[0], result)
     if several:
         import numpy as np
 

@@ -223,6 +223,9 @@ def test_bench_without_timing(tmp_path, dataset200, tiny_bert):
     assert all(s[k] is None for s in report["systems"] for k in ("doc_speedup", "query_speedup", "docs_per_s"))
     md = (out / "report.md").read_text()
     assert "Not timed (`--rounds 0`)" in md
+    # no throughput axis to plot against: the plot is nDCG@10 bars, and the report says so
+    assert "![nDCG@10 (not timed)](pareto.png)" in md
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| tiny-drop1 | " in md.split("## Model cost and speed")[1].split("## Index")[0]  # its analytic cost
     r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", str(tiny_bert),
                                   "--out", str(tmp_path / "bad"), "--rounds", "-1"])
