@@ -141,7 +141,8 @@ LLM_SYSTEMS := smollm2-ft smollm2-effir-d8 smollm2-effir-d8-drift smollm2-effir-
                smollm2-ft-3k-mixed2-r64 smollm2-effir-2x-gact-mixed2-r64 smollm2-ft-3k-mixed3-r64 \
                smollm2-effir-2x-gact-mixed3-r64 smollm2-effir-1.5x-gact-mixed3-r64 smollm2-effir-d15-mixed3-r64 \
                smollm2-effir-d15-mixed3-r64-s1 smollm2-effir-1.5x-gact-mixed3-r64-s1 \
-               smollm2-effir-1.5x-d8-gact-mixed3-r64 smollm2-effir-d4-mixed3-r64
+               smollm2-effir-1.5x-d8-gact-mixed3-r64 smollm2-effir-d4-mixed3-r64 \
+               smollm2-effir-d2-mixed3-r64
 
 TRAIN_smollm2-ft          = $(BIN)/effir compress train -m $(LLM_BASE) $(LLM_TRAIN) --out $(LLM)/smollm2-ft
 TRAINED_smollm2-ft        = $(LLM)/smollm2-ft
@@ -402,6 +403,9 @@ $(call cut_mixed_pass,smollm2-effir-1.5x-d8-gact-mixed3-r64,ft-3k-mixed2-r64,smo
 # the same: 0.6342, 95.1 % of mixed3 (p 0.0001), 97.9 % of mixed2; about 1.2 % of the peer's nDCG@10 a dropped MLP
 # from the first MLP on, so 97 % allows about two (reports/llm-d4-mild-cut-2026-12-07/)
 $(call cut_mixed_pass,smollm2-effir-d4-mixed3-r64,ft-3k-mixed2-r64,smollm2-ft-3k-mixed3-r64,--drop-fraction 0.1334 --reduction 0)
+# the mildest cut the slope above leaves room for at 97 %: 2 MLPs dropped by mixed2's drift order (14, 17; 1.05x
+# document FLOPs), trained the same
+$(call cut_mixed_pass,smollm2-effir-d2-mixed3-r64,ft-3k-mixed2-r64,smollm2-ft-3k-mixed3-r64,--drop-fraction 0.0667 --reduction 0)
 
 $(LLM_COSINE): | install
 	$(BIN)/effir compress analyze -m $(LLM_BASE) --dataset $(DATA)/scifact --out $(LLM)/importance
@@ -522,8 +526,9 @@ LLM_BEST := $(filter smollm2-effir-d8-drift smollm2-effir-2x-act-distilled,$(LLM
 LLM_TRANSFER = $(call llm_transfer,runs/demo-llm-all/transfer,smollm2-ft $(LLM_BEST),$(foreach s,$(LLM_BEST),--parent $(s)=smollm2-ft))
 # and smollm2-ft-3k, its fourth training (the passes were scored on SciFact test as they came: do they carry to
 # collections never looked at?), that model's parent cut to the 2x plan and trained as it was (its peer), and the
-# milder cuts made the same way (d15 and the 1.5x plan, two training seeds each; 8 MLPs + 30 %; 4 MLPs)
+# milder cuts made the same way (d15 and the 1.5x plan, two training seeds each; 8 MLPs + 30 %; 4 MLPs; 2 MLPs)
 LLM_TRANSFER_MIXED := smollm2-ft-3k smollm2-ft-3k-mixed3-r64 smollm2-effir-2x-gact-mixed3-r64 \
                       smollm2-effir-1.5x-gact-mixed3-r64 smollm2-effir-d15-mixed3-r64 \
                       smollm2-effir-1.5x-gact-mixed3-r64-s1 smollm2-effir-d15-mixed3-r64-s1 \
-                      smollm2-effir-1.5x-d8-gact-mixed3-r64 smollm2-effir-d4-mixed3-r64
+                      smollm2-effir-1.5x-d8-gact-mixed3-r64 smollm2-effir-d4-mixed3-r64 \
+                      smollm2-effir-d2-mixed3-r64
