@@ -266,6 +266,7 @@ def _retention_panel(ax, own: list[dict], beside: list[dict]) -> None:
 
 
 def _timed(result: dict) -> bool:
+    """Whether any system has a measured speed (a bench with --rounds 0 has none)."""
     return any(r.docs_per_s is not None for r in result["systems"])
 
 

@@ -21,7 +21,19 @@ paired() {
   --reference $M --rounds 0 --threads 2 \
   --systems $M=$L/$M,$D=$L/$D,$D4=$L/$D4,$D15=$L/$D15,$M-bf16=$B/$M-bf16,$D-bf16=$B/$D-bf16,$D4-bf16=$B/$D4-bf16 \
   --peer $D=$M --peer $D4=$M --peer $D15=$M --parent $M-bf16=$M --parent $D-bf16=$D --parent $D4-bf16=$D4
-cp runs/llm/eval-$D/report.md runs/llm/eval-$D/report.json $R/scifact/
+cp runs/llm/eval-$D/report.md runs/llm/eval-$D/report.json runs/llm/eval-$D/per_query.json $R/scifact/
+# the paired 95 % t-interval of each d2 row's nDCG@10 less mixed3's, per query, and as a share of mixed3's
+.venv/bin/python - $R/scifact/per_query.json $M $D $D-bf16 > $R/scifact/intervals.txt <<'PY'
+import json, math, statistics, sys
+rows = json.load(open(sys.argv[1]))
+peer = rows[sys.argv[2]]
+base = statistics.mean(q["ndcg@10"] for q in peer.values())
+for name in sys.argv[3:]:
+    delta = [rows[name][q]["ndcg@10"] - peer[q]["ndcg@10"] for q in peer]
+    mean, half = statistics.mean(delta), 1.968 * statistics.stdev(delta) / math.sqrt(len(delta))  # t(0.975, 299)
+    print(f"{name} - {sys.argv[2]}: delta {mean:+.4f}, 95 % interval {mean - half:+.4f} to {mean + half:+.4f}, "
+          f"{100 * (1 + (mean - half) / base):.1f}-{100 * (1 + (mean + half) / base):.1f} % of {sys.argv[2]}")
+PY
 paired scifact $D $M $R/scifact/d2-vs-mixed3.json
 paired scifact $D $D4 $R/scifact/d2-vs-d4.json
 paired scifact $D-bf16 $D $R/scifact/d2-bf16-vs-d2.json
