@@ -57,8 +57,9 @@ def eval_cmd(run_paths, qrels, against_paths, json_out):
         out = {**out, "against": {"runs": list(against_paths), **paired}}
         names = {flag: label[side[0]] if len(side) == 1 else f"mean of {len(side)} {flag} runs"
                  for flag, side in sides.items()}
+        low, high = paired["delta_ci95"]
         click.echo(f"{names['--run']} − {names['--against']}: Δ nDCG@10 {paired['delta']:+.4f} over "
-                   f"{paired['queries']} queries, p {paired['p_randomization']:.4f} (randomization), "
-                   f"{paired['p_ttest']:.4f} (t)")
+                   f"{paired['queries']} queries (95 % interval {low:+.4f} to {high:+.4f}), "
+                   f"p {paired['p_randomization']:.4f} (randomization), {paired['p_ttest']:.4f} (t)")
     if json_out:
         write_json(json_out, out)

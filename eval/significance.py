@@ -25,10 +25,20 @@ def paired_t(a, b) -> float:
     return float(stats.ttest_rel(a, b).pvalue)
 
 
+def paired_interval(a, b, level: float = 0.95) -> tuple[float, float]:
+    """The t-interval of mean(a - b) over queries: how far the difference could be, not only whether it is 0."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if d.size < 2:
+        return float(d.mean()) if d.size else 0.0, float(d.mean()) if d.size else 0.0
+    half = stats.t.ppf((1 + level) / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
+    return float(d.mean() - half), float(d.mean() + half)
+
+
 def compare(per_query_a: dict, per_query_b: dict, metric: str = "ndcg@10") -> dict:
     """System A against B on the queries both were judged on."""
     qids = sorted(set(per_query_a) & set(per_query_b))
     a = np.array([per_query_a[q][metric] for q in qids])
     b = np.array([per_query_b[q][metric] for q in qids])
     return {"metric": metric, "queries": len(qids), "delta": round(float(a.mean() - b.mean()), 6),
+            "delta_ci95": [round(x, 6) for x in paired_interval(a, b)],
             "p_randomization": round(paired_randomization(a, b), 5), "p_ttest": round(paired_t(a, b), 5)}

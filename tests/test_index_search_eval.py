@@ -179,6 +179,11 @@ def test_significance():
     assert paired_randomization(a + 0.2, a) < 0.01
     pq = {f"q{i}": {"ndcg@10": float(v)} for i, v in enumerate(a)}
     assert compare(pq, pq)["p_randomization"] == 1.0
+    # the interval holds the mean difference and, for a clear shift, not 0
+    shifted = {q: {"ndcg@10": v["ndcg@10"] + 0.2 + 0.01 * (i % 3)} for i, (q, v) in enumerate(pq.items())}
+    low, high = compare(shifted, pq)["delta_ci95"]
+    assert 0 < low < compare(shifted, pq)["delta"] < high
+    assert compare(pq, pq)["delta_ci95"] == [0.0, 0.0]
 
 
 def test_docids_are_read_back_row_by_row(tmp_path):

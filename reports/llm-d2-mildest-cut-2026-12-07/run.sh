@@ -4,13 +4,12 @@
 # Cranfield / CISI (transfer/). Encodes already under runs/llm/systems/ are reused.
 set -euo pipefail
 R=reports/llm-d2-mildest-cut-2026-12-07 L=runs/llm/rebuilt B=runs/llm/baselines
-M=smollm2-ft-3k-mixed3-r64 D=smollm2-effir-d2-mixed3-r64 D4=smollm2-effir-d4-mixed3-r64
-D15=smollm2-effir-d15-mixed3-r64 X=smollm2-effir-2x-gact-mixed3-r64
-make $L/$M/effir.json $L/$D4/effir.json $L/$D15/effir.json $L/$X/effir.json $L/$D/effir.json \
+M=smollm2-ft-3k-mixed3-r64 D=smollm2-effir-d2-mixed3-r64 D4=smollm2-effir-d4-mixed3-r64 D15=smollm2-effir-d15-mixed3-r64
+make $L/$M/effir.json $L/$D4/effir.json $L/$D15/effir.json $L/$D/effir.json \
   $B/$M-bf16/effir.json $B/$D4-bf16/effir.json $B/$D-bf16/effir.json
 mkdir -p $R/scifact $R/speed $R/transfer
 
-# paired DATASET RUN AGAINST OUT: the paired randomization test of two systems' runs on DATASET's test qrels
+# paired DATASET RUN AGAINST OUT: the paired tests and 95 % interval of two systems' runs on DATASET's test qrels
 paired() {
   local S=runs/llm/systems/$1
   .venv/bin/effir eval --qrels ../shared/data/beir/$1/qrels/test.tsv --run $S/$2/run.test.trec \
@@ -21,19 +20,7 @@ paired() {
   --reference $M --rounds 0 --threads 2 \
   --systems $M=$L/$M,$D=$L/$D,$D4=$L/$D4,$D15=$L/$D15,$M-bf16=$B/$M-bf16,$D-bf16=$B/$D-bf16,$D4-bf16=$B/$D4-bf16 \
   --peer $D=$M --peer $D4=$M --peer $D15=$M --parent $M-bf16=$M --parent $D-bf16=$D --parent $D4-bf16=$D4
-cp runs/llm/eval-$D/report.md runs/llm/eval-$D/report.json runs/llm/eval-$D/per_query.json $R/scifact/
-# the paired 95 % t-interval of each d2 row's nDCG@10 less mixed3's, per query, and as a share of mixed3's
-.venv/bin/python - $R/scifact/per_query.json $M $D $D-bf16 > $R/scifact/intervals.txt <<'PY'
-import json, math, statistics, sys
-rows = json.load(open(sys.argv[1]))
-peer = rows[sys.argv[2]]
-base = statistics.mean(q["ndcg@10"] for q in peer.values())
-for name in sys.argv[3:]:
-    delta = [rows[name][q]["ndcg@10"] - peer[q]["ndcg@10"] for q in peer]
-    mean, half = statistics.mean(delta), 1.968 * statistics.stdev(delta) / math.sqrt(len(delta))  # t(0.975, 299)
-    print(f"{name} - {sys.argv[2]}: delta {mean:+.4f}, 95 % interval {mean - half:+.4f} to {mean + half:+.4f}, "
-          f"{100 * (1 + (mean - half) / base):.1f}-{100 * (1 + (mean + half) / base):.1f} % of {sys.argv[2]}")
-PY
+cp runs/llm/eval-$D/report.md runs/llm/eval-$D/report.json $R/scifact/
 paired scifact $D $M $R/scifact/d2-vs-mixed3.json
 paired scifact $D $D4 $R/scifact/d2-vs-d4.json
 paired scifact $D-bf16 $D $R/scifact/d2-bf16-vs-d2.json
