@@ -485,17 +485,19 @@ demo-llm-all: install $(LLM_FOLDERS)
 	$(if $(filter-out $(LLM_BUILT),$(LLM_TRANSFER_MIXED)),,$(call llm_transfer,runs/demo-llm-all/transfer-mixed3,$(LLM_TRANSFER_MIXED)))
 
 # make demo-llm: the README's headline (*In short*) rebuilt from models/: BM25, the untrained model, the best full model
-# (smollm2-ft-3k-mixed3-r64: the speed reference and its cuts' peer), three cuts of its parent trained as it was (d15,
-# the 1.5x plan, the 2x plan), and the full model and the 2x cut in lower precision without training, in one bench;
-# then the four trained systems on Cranfield and CISI (never trained on). The precision is the one this CPU runs
+# (smollm2-ft-3k-mixed3-r64: the speed reference and its cuts' peer), four cuts of its parent trained as it was (d15,
+# the 1.5x plan, the 2x plan and the 2-MLP cut), and the full model, the 2x cut and the 2-MLP cut in lower precision
+# without training, in one bench; then the five trained systems on Cranfield and CISI (never trained on). The 2-MLP
+# cut in bf16 is the one system that has met >= 97 % at >= 1.8x, so the demo measures it. The precision is the one this CPU runs
 # fast: bf16 where it multiplies bf16 natively (AMX or AVX512-BF16 in /proc/cpuinfo; elsewhere bf16 is emulated and
 # far slower than fp32; the flags core.device.native_bf16 reads), int8-token otherwise; LLM_PRECISION=bf16 or
 # int8-token chooses. About 3 hours on Intel Xeon (its stages summed), 4 h 07 min on AMD EPYC from nothing
 # (reports/demo-llm-from-nothing-2026-12-07/).
 LLM_HEADLINE := smollm2-ft-3k-mixed3-r64 smollm2-effir-d15-mixed3-r64 smollm2-effir-1.5x-gact-mixed3-r64 \
-                smollm2-effir-2x-gact-mixed3-r64
+                smollm2-effir-2x-gact-mixed3-r64 smollm2-effir-d2-mixed3-r64
 LLM_PRECISION ?= $(if $(shell grep -qsE 'amx_bf16|avx512_bf16' /proc/cpuinfo && echo yes),bf16,int8-token)
-LLM_HEADLINE_LOW := $(addsuffix -$(LLM_PRECISION),smollm2-ft-3k-mixed3-r64 smollm2-effir-2x-gact-mixed3-r64)
+LLM_HEADLINE_LOW := $(addsuffix -$(LLM_PRECISION),smollm2-ft-3k-mixed3-r64 smollm2-effir-2x-gact-mixed3-r64 \
+                                                  smollm2-effir-d2-mixed3-r64)
 demo-llm: install $(foreach s,$(LLM_HEADLINE),$(LLM)/rebuilt/$(s)/effir.json) \
           $(foreach s,$(LLM_HEADLINE_LOW),$(LLM)/baselines/$(s)/effir.json)
 	$(BIN)/effir bench --dataset $(DATA)/scifact --out runs/demo-llm --work $(LLM)/systems \

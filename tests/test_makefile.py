@@ -33,8 +33,9 @@ def test_demo_llm_benches_the_headline_against_the_full_model(precision):
     systems = dict(s.split("=", 1) if "=" in s else (s, None)
                    for s in re.search(r"--systems (\S+)", scifact).group(1).split(","))
     headline = ["smollm2-ft-3k-mixed3-r64", "smollm2-effir-d15-mixed3-r64", "smollm2-effir-1.5x-gact-mixed3-r64",
-                "smollm2-effir-2x-gact-mixed3-r64"]
-    low = [f"{headline[0]}-{precision}", f"{headline[-1]}-{precision}"]  # the full model and the 2x cut
+                "smollm2-effir-2x-gact-mixed3-r64", "smollm2-effir-d2-mixed3-r64"]
+    lowered = (headline[0], headline[3], headline[4])  # the full model, the 2x cut and the 2-MLP cut
+    low = [f"{name}-{precision}" for name in lowered]
     assert set(systems) == {"bm25", "smollm2-zs", *headline, *low}
     for name in headline:  # each rebuilt from its committed artefact
         assert (ROOT / "models" / name / "manifest.json").exists(), name
@@ -42,7 +43,7 @@ def test_demo_llm_benches_the_headline_against_the_full_model(precision):
     assert "--reference smollm2-ft-3k-mixed3-r64" in scifact and "--control" in scifact and "--rounds 5" in scifact
     for cut in headline[1:]:
         assert f"--peer {cut}=smollm2-ft-3k-mixed3-r64" in scifact and f"--peer {cut}=smollm2-ft-3k-mixed3-r64" in transfer
-    for name, parent in zip(low, (headline[0], headline[-1])):
+    for name, parent in zip(low, lowered):
         assert systems[name] == f"runs/llm/baselines/{name}" and f"--parent {name}={parent}" in scifact
     assert "--out runs/demo-llm " in scifact and "--out runs/demo-llm/transfer " in transfer
     assert "cranfield" in transfer and "cisi" in transfer and "--rounds 0" in transfer

@@ -20,7 +20,7 @@ paired() {
   --reference $M --rounds 0 --threads 2 \
   --systems $M=$L/$M,$D=$L/$D,$D4=$L/$D4,$D15=$L/$D15,$M-bf16=$B/$M-bf16,$D-bf16=$B/$D-bf16,$D4-bf16=$B/$D4-bf16 \
   --peer $D=$M --peer $D4=$M --peer $D15=$M --parent $M-bf16=$M --parent $D-bf16=$D --parent $D4-bf16=$D4
-cp runs/llm/eval-$D/report.md runs/llm/eval-$D/report.json $R/scifact/
+cp runs/llm/eval-$D/report.md runs/llm/eval-$D/report.json runs/llm/eval-$D/pareto.png $R/scifact/
 paired scifact $D $M $R/scifact/d2-vs-mixed3.json
 paired scifact $D $D4 $R/scifact/d2-vs-d4.json
 paired scifact $D-bf16 $D $R/scifact/d2-bf16-vs-d2.json
@@ -35,7 +35,7 @@ cp runs/llm/speed-$D/report.md runs/llm/speed-$D/report.json $R/speed/
 .venv/bin/effir bench --dataset ../shared/data/beir/cranfield --dataset ../shared/data/beir/cisi \
   --out runs/llm/eval-$D-transfer --work runs/llm/systems --reference $M --rounds 0 --threads 2 \
   --systems bm25,$M=$L/$M,$D=$L/$D,$D4=$L/$D4,$D15=$L/$D15 --peer $D=$M --peer $D4=$M --peer $D15=$M
-cp runs/llm/eval-$D-transfer/report.md runs/llm/eval-$D-transfer/report.json $R/transfer/
+cp runs/llm/eval-$D-transfer/report.md runs/llm/eval-$D-transfer/report.json runs/llm/eval-$D-transfer/pareto.png $R/transfer/
 for ds in cranfield cisi; do
   paired $ds $D $M $R/transfer/$ds-d2-vs-mixed3.json
   paired $ds $D $D4 $R/transfer/$ds-d2-vs-d4.json

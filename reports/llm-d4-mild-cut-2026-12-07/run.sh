@@ -18,7 +18,7 @@ paired() {
   --reference $M --rounds 0 --threads 2 \
   --systems $M=$L/$M,$D15=$L/$D15,$X=$L/$X,$D=$L/$D,$M-bf16=$B/$M-bf16,$D-bf16=$B/$D-bf16 \
   --peer $D=$M --peer $D15=$M --peer $X=$M --parent $M-bf16=$M --parent $D-bf16=$D
-cp runs/llm/eval-$D/report.md runs/llm/eval-$D/report.json $R/scifact/
+cp runs/llm/eval-$D/report.md runs/llm/eval-$D/report.json runs/llm/eval-$D/pareto.png $R/scifact/
 paired scifact $D $M $R/scifact/d4-vs-mixed3.json
 paired scifact $D $D15 $R/scifact/d4-vs-d15.json
 paired scifact $D-bf16 $D $R/scifact/d4-bf16-vs-d4.json
@@ -32,7 +32,7 @@ cp runs/llm/speed-$D/report.md runs/llm/speed-$D/report.json $R/speed/
 .venv/bin/effir bench --dataset ../shared/data/beir/cranfield --dataset ../shared/data/beir/cisi \
   --out runs/llm/eval-$D-transfer --work runs/llm/systems --reference $M --rounds 0 --threads 2 \
   --systems bm25,$M=$L/$M,$D15=$L/$D15,$X=$L/$X,$D=$L/$D --peer $D=$M --peer $D15=$M --peer $X=$M
-cp runs/llm/eval-$D-transfer/report.md runs/llm/eval-$D-transfer/report.json $R/transfer/
+cp runs/llm/eval-$D-transfer/report.md runs/llm/eval-$D-transfer/report.json runs/llm/eval-$D-transfer/pareto.png $R/transfer/
 for ds in cranfield cisi; do
   paired $ds $D $M $R/transfer/$ds-d4-vs-mixed3.json
   paired $ds $D $D15 $R/transfer/$ds-d4-vs-d15.json
