@@ -207,13 +207,18 @@ def markdown(result: dict, importance_png: str | None) -> str:
 
 
 def _retention_points(systems: list[dict]) -> list[dict]:
-    """What each compressed row keeps: of its parent, or, for a row trained after its cut (no parent), of the parent
-    given the same training (its --peer)."""
+    """What each compressed row keeps of the uncompressed model: of its parent; for a row trained after its cut (no
+    parent), of the parent given the same training (its --peer); for a row made from such a cut without training (a
+    bf16 copy of it), of that cut's peer, as its speed is against the uncompressed reference, not against the cut."""
+    by_name = {s["name"]: s for s in systems}
     points = []
     for s in systems:
         retention, parent = s.get("retention"), s.get("parent")
         if retention is None and s.get("retention_vs_peer") is not None:
             retention, parent = s["retention_vs_peer"], s["peer"]
+        elif by_name.get(parent, {}).get("peer") in by_name and s.get("ndcg@10") is not None:
+            parent = by_name[parent]["peer"]
+            retention = s["ndcg@10"] / by_name[parent]["ndcg@10"]
         if s.get("kind") == "compressed" and retention and s.get("doc_speedup"):
             points.append({"name": s["name"], "parent": parent, "retention": retention,
                            "doc_speedup": s["doc_speedup"]})
@@ -260,7 +265,7 @@ def _retention_panel(ax, own: list[dict], beside: list[dict]) -> None:
             labels.append((p["doc_speedup"], p["retention"], p["name"], {"fontsize": 7, "color": color}))
     ax.axhline(0.97, ls=":", color="grey", lw=1)
     ax.set_xlabel("document speedup against the reference (measured)")
-    ax.set_ylabel("nDCG@10 kept of the parent's (or the peer's)")
+    ax.set_ylabel("nDCG@10 kept of the uncompressed model's")
     ax.set_title("quality kept against speed" + (" (hollow: --beside reports)" if beside else ""))
     _label_points(ax, labels)
 

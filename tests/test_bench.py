@@ -114,19 +114,24 @@ def test_bench_report(tmp_path, dataset200, tiny_bert, monkeypatch):
 
 def test_the_plot_shows_what_a_row_trained_after_its_cut_keeps_of_its_peer():
     """A row trained after its cut has no parent to keep quality of; the retention panel places it by its --peer (the
-    parent given the same training), as the report's peer table does; a row with a parent is placed by the parent."""
+    parent given the same training), as the report's peer table does; a copy of that cut made without training (bf16)
+    by the same peer, as its speed is against the uncompressed model too; a row whose parent is uncompressed, by the
+    parent."""
     from effir.eval.report import _retention_points
 
-    rows = [{"name": "ft", "kind": "full", "retention": None, "doc_speedup": 1.0},
-            {"name": "cut", "kind": "compressed", "parent": None, "retention": None, "peer": "ft",
-             "retention_vs_peer": 0.76, "doc_speedup": 1.85},
-            {"name": "cut-bf16", "kind": "compressed", "parent": "cut", "retention": 1.005, "peer": None,
-             "retention_vs_peer": None, "doc_speedup": 3.07},
-            {"name": "untimed", "kind": "compressed", "parent": None, "retention": None, "peer": "ft",
+    rows = [{"name": "ft", "kind": "full", "ndcg@10": 0.8, "retention": None, "doc_speedup": 1.0},
+            {"name": "ft-bf16", "kind": "compressed", "ndcg@10": 0.804, "parent": "ft", "retention": 1.005,
+             "peer": None, "retention_vs_peer": None, "doc_speedup": 1.9},
+            {"name": "cut", "kind": "compressed", "ndcg@10": 0.6, "parent": None, "retention": None, "peer": "ft",
+             "retention_vs_peer": 0.75, "doc_speedup": 1.85},
+            {"name": "cut-bf16", "kind": "compressed", "ndcg@10": 0.62, "parent": "cut", "retention": 0.62 / 0.6,
+             "peer": None, "retention_vs_peer": None, "doc_speedup": 3.07},
+            {"name": "untimed", "kind": "compressed", "ndcg@10": 0.64, "parent": None, "retention": None, "peer": "ft",
              "retention_vs_peer": 0.8, "doc_speedup": None}]
     assert _retention_points(rows) == [
-        {"name": "cut", "parent": "ft", "retention": 0.76, "doc_speedup": 1.85},
-        {"name": "cut-bf16", "parent": "cut", "retention": 1.005, "doc_speedup": 3.07}]
+        {"name": "ft-bf16", "parent": "ft", "retention": 1.005, "doc_speedup": 1.9},
+        {"name": "cut", "parent": "ft", "retention": 0.75, "doc_speedup": 1.85},
+        {"name": "cut-bf16", "parent": "ft", "retention": pytest.approx(0.62 / 0.8), "doc_speedup": 3.07}]
 
 
 @pytest.mark.parametrize("option", ["--parent", "--peer"])
