@@ -6,6 +6,7 @@ set -euo pipefail
 R=reports/llm-d4-mild-cut-2026-12-07 L=runs/llm/rebuilt B=runs/llm/baselines
 M=smollm2-ft-3k-mixed3-r64 D=smollm2-effir-d4-mixed3-r64 D15=smollm2-effir-d15-mixed3-r64 X=smollm2-effir-2x-gact-mixed3-r64
 make $L/$M/effir.json $L/$D15/effir.json $L/$X/effir.json $L/$D/effir.json $B/$M-bf16/effir.json $B/$D-bf16/effir.json
+mkdir -p $R/scifact/importance $R/speed $R/transfer/importance
 
 # paired DATASET RUN AGAINST OUT: the paired randomization test of two systems' runs on DATASET's test qrels
 paired() {
@@ -19,6 +20,7 @@ paired() {
   --systems $M=$L/$M,$D15=$L/$D15,$X=$L/$X,$D=$L/$D,$M-bf16=$B/$M-bf16,$D-bf16=$B/$D-bf16 \
   --peer $D=$M --peer $D15=$M --peer $X=$M --parent $M-bf16=$M --parent $D-bf16=$D
 cp runs/llm/eval-$D/report.md runs/llm/eval-$D/report.json runs/llm/eval-$D/pareto.png $R/scifact/
+cp runs/llm/eval-$D/importance/importance.png $R/scifact/importance/
 paired scifact $D $M $R/scifact/d4-vs-mixed3.json
 paired scifact $D $D15 $R/scifact/d4-vs-d15.json
 paired scifact $D-bf16 $D $R/scifact/d4-bf16-vs-d4.json
@@ -33,6 +35,7 @@ cp runs/llm/speed-$D/report.md runs/llm/speed-$D/report.json $R/speed/
   --out runs/llm/eval-$D-transfer --work runs/llm/systems --reference $M --rounds 0 --threads 2 \
   --systems bm25,$M=$L/$M,$D15=$L/$D15,$X=$L/$X,$D=$L/$D --peer $D=$M --peer $D15=$M --peer $X=$M
 cp runs/llm/eval-$D-transfer/report.md runs/llm/eval-$D-transfer/report.json runs/llm/eval-$D-transfer/pareto.png $R/transfer/
+cp runs/llm/eval-$D-transfer/importance/importance.png $R/transfer/importance/
 for ds in cranfield cisi; do
   paired $ds $D $M $R/transfer/$ds-d4-vs-mixed3.json
   paired $ds $D $D15 $R/transfer/$ds-d4-vs-d15.json
