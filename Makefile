@@ -495,8 +495,8 @@ demo-llm-all: install $(LLM_FOLDERS)
 # cut in bf16 is the one system that has met >= 97 % at >= 1.8x, so the demo measures it. The precision is the one this CPU runs
 # fast: bf16 where it multiplies bf16 natively (AMX or AVX512-BF16 in /proc/cpuinfo; elsewhere bf16 is emulated and
 # far slower than fp32; the flags core.device.native_bf16 reads), int8-token otherwise; LLM_PRECISION=bf16 or
-# int8-token chooses. About 3 hours on Intel Xeon (its stages summed), 4 h 07 min on AMD EPYC from nothing
-# (reports/demo-llm-from-nothing-2026-12-07/).
+# int8-token chooses. About 5 h 15 min on AMD EPYC from nothing: 4 h 07 min measured before the 2-MLP cut joined
+# (reports/demo-llm-from-nothing-2026-12-07/) and that cut's stages (reports/demo-llm-2026-12-07/).
 LLM_HEADLINE := smollm2-ft-3k-mixed3-r64 smollm2-effir-d15-mixed3-r64 smollm2-effir-1.5x-gact-mixed3-r64 \
                 smollm2-effir-2x-gact-mixed3-r64 smollm2-effir-d2-mixed3-r64
 LLM_PRECISION ?= $(if $(shell grep -qsE 'amx_bf16|avx512_bf16' /proc/cpuinfo && echo yes),bf16,int8-token)
