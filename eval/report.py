@@ -252,8 +252,8 @@ def _label_points(ax, points: list[tuple[float, float, str, dict]]) -> None:
 
 
 def _retention_panel(ax, own: list[dict], beside: list[dict]) -> None:
-    """Quality kept (nDCG@10 / parent's) against document speedup: this report's compressed rows, filled; the rows
-    of the reports named by --beside, hollow; the parent at (1, 1)."""
+    """Quality kept (nDCG@10 / the uncompressed model's, `_retention_points`) against document speedup: this report's
+    compressed rows, filled; the rows of the reports named by --beside, hollow; the uncompressed model at (1, 1)."""
     ax.scatter([1.0], [1.0], s=40, color="black")
     labels = [(1.0, 1.0, "parent", {"fontsize": 8})]
     for p in own:

@@ -28,10 +28,11 @@ def paired_t(a, b) -> float:
 def paired_interval(a, b, level: float = 0.95) -> tuple[float, float]:
     """The t-interval of mean(a - b) over queries: how far the difference could be, not only whether it is 0."""
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    if d.size < 2:
-        return float(d.mean()) if d.size else 0.0, float(d.mean()) if d.size else 0.0
-    half = stats.t.ppf((1 + level) / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
-    return float(d.mean() - half), float(d.mean() + half)
+    if d.size < 2 or not d.std():  # no spread: the interval is the difference itself (scipy would give NaN)
+        mean = float(d.mean()) if d.size else 0.0
+        return mean, mean
+    low, high = stats.ttest_rel(a, b).confidence_interval(level)
+    return float(low), float(high)
 
 
 def compare(per_query_a: dict, per_query_b: dict, metric: str = "ndcg@10") -> dict:
