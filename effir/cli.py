@@ -62,11 +62,12 @@ def _mount():
     from effir.compression.cli import compress
     from effir.download import download_cmd
     from effir.encoder.cli import encode_cmd
-    from effir.eval.cli import eval_cmd
+    from effir.eval.cli import eval_cmd, replot_cmd
     from effir.index.cli import index_cmd
     from effir.search.cli import bm25_cmd, fuse_cmd, search_cmd
 
-    for cmd in (encode_cmd, index_cmd, search_cmd, bm25_cmd, fuse_cmd, eval_cmd, compress, bench_cmd, download_cmd):
+    for cmd in (encode_cmd, index_cmd, search_cmd, bm25_cmd, fuse_cmd, eval_cmd, replot_cmd, compress, bench_cmd,
+                download_cmd):
         main.add_command(cmd)
 
 

@@ -63,3 +63,15 @@ def eval_cmd(run_paths, qrels, against_paths, json_out):
                    f"p {paired['p_randomization']:.4f} (randomization), {paired['p_ttest']:.4f} (t)")
     if json_out:
         write_json(json_out, out)
+
+
+@click.command("replot")
+@click.argument("folders", nargs=-1, required=True, type=click.Path())
+@friendly_errors
+def replot_cmd(folders):
+    """Draw each `effir bench` report's pareto.png again from its report.json, report.md left as written: after a
+    change to the plot, or for a report folder copied without it."""
+    from effir.eval.report import replot
+
+    for folder in folders:
+        click.echo(replot(folder))

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from effir.core.errors import EffirError
-from effir.core.files import write_json, write_text
+from effir.core.files import atomic_path, write_json, write_text
+from effir.eval.results import SystemResult
 
 SCHEMA_KEYS = ("name", "kind", "model", "parent", "trained", "ndcg@10", "recall@100", "mrr@10", "retention",
                "p_value_vs_parent", "p_value_vs_full", "params", "params_non_embedding", "flops_per_token",
@@ -225,20 +226,29 @@ def _retention_points(systems: list[dict]) -> list[dict]:
     return points
 
 
-def beside_points(report_json) -> dict:
-    """The compressed rows of another bench's report.json (retention against its parent, document speedup), to
-    plot beside this report's: {"report", "dataset", "reference", "systems": [...]}."""
+def read_report(report_json) -> dict:
+    """An `effir bench` report.json, its rows as SystemResults; a clear error naming the file where it is not one."""
     path = Path(report_json)
     try:
         data = json.loads(path.read_text())
-        return {"report": str(path), "dataset": data["dataset"], "reference": data["reference"],
-                "systems": _retention_points(data["systems"])}
     except FileNotFoundError:
         raise EffirError(f"{path}: no such report.json") from None
     except json.JSONDecodeError as e:
         raise EffirError(f"{path}: line {e.lineno}: not JSON ({e.msg})") from None
-    except (KeyError, TypeError, AttributeError):
-        raise EffirError(f"{path}: not an `effir bench` report.json (needs dataset, reference and systems)") from None
+    if not isinstance(data, dict) or not {"dataset", "reference", "systems"} <= data.keys():
+        raise EffirError(f"{path}: not an `effir bench` report.json (needs dataset, reference and systems)")
+    try:
+        return {**data, "systems": [SystemResult.from_json(row) for row in data["systems"]]}
+    except (KeyError, TypeError, AttributeError) as e:
+        raise EffirError(f"{path}: a row of systems is not a bench row ({e})") from None
+
+
+def beside_points(report_json) -> dict:
+    """The compressed rows of another bench's report.json (retention against its parent, document speedup), to
+    plot beside this report's: {"report", "dataset", "reference", "systems": [...]}."""
+    data = read_report(report_json)
+    return {"report": str(report_json), "dataset": data["dataset"], "reference": data["reference"],
+            "systems": _retention_points([r.to_json() for r in data["systems"]])}
 
 
 def _label_points(ax, points: list[tuple[float, float, str, dict]]) -> None:
@@ -338,7 +348,8 @@ def pareto_plot(result: dict, path: Path) -> None:
     if kept:
         _retention_panel(axes[-1], own, beside)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
 
 
@@ -350,3 +361,14 @@ def write_report(result: dict, out: Path, importance_png: str | None = None) -> 
         pareto_plot(result, out / "pareto.png")
         write_json(out / "per_query.json", {r.name: r.per_query for r in result["systems"]})
     write_text(out / "report.md", markdown(result, importance_png))
+
+
+def replot(folder) -> Path:
+    """Draw a bench report's pareto.png again from its report.json (after a change to the plot, or where a copied
+    report lost it); report.md is left as it was written."""
+    folder = Path(folder)
+    result = read_report(folder / "report.json")
+    if result.get("speed_only"):
+        raise EffirError(f"{folder / 'report.json'}: a speed-only report (bench --speed-only) has no plot")
+    pareto_plot(result, folder / "pareto.png")
+    return folder / "pareto.png"

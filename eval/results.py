@@ -69,7 +69,7 @@ class SystemResult:
     average: dict | None = None
 
     @classmethod
-    def from_metrics(cls, name: str, kind: str, model: str, metrics: dict, **rest) -> "SystemResult":
+    def from_metrics(cls, name: str, kind: str, model: str, metrics: dict, **rest) -> SystemResult:
         """From `eval.metrics.evaluate`'s dict (trec_eval names) and any other fields."""
         return cls(name=name, kind=kind, model=model, queries=metrics["queries"],
                    **{attr: metrics[key] for key, attr in METRIC_FIELDS.items()}, **rest)
@@ -83,6 +83,15 @@ class SystemResult:
             if not hasattr(self, attr):
                 raise AttributeError(f"SystemResult has no field {attr!r}")
             setattr(self, attr, value)
+
+    @classmethod
+    def from_json(cls, row: dict) -> SystemResult:
+        """A row of report.json back as a SystemResult (without its per-query figures, which report.json omits)."""
+        fields = {METRIC_FIELDS.get(key, key): value for key, value in row.items()}
+        unknown = sorted(set(fields) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise KeyError(f"unknown field(s) {', '.join(unknown)}")
+        return cls(**fields)
 
     def to_json(self) -> dict:
         out = {}

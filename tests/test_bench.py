@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from effir.cli import main
 from effir.eval.report import SCHEMA_KEYS
+from effir.eval.results import SystemResult
 from tests.conftest import LUCENE, write_corpus
 
 
@@ -52,6 +53,7 @@ def test_bench_report(tmp_path, dataset200, tiny_bert, monkeypatch):
     assert [s["kind"] for s in report["systems"]] == ["bm25", "full", "full", "compressed"]
     for s in report["systems"]:
         assert set(SCHEMA_KEYS) <= set(s)
+        assert SystemResult.from_json(s).to_json() == s  # a row reads back as it was written (effir replot)
         assert 0.0 <= s["ndcg@10"] <= 1.0 and s["queries"] == 20
     bm25, full, ft, comp = systems["bm25"], systems["full"], systems["tiny-ft"], systems["tiny-drop1"]
     assert bm25["doc_encode_s"] is None and bm25["params"] is None and bm25["p_value_vs_full"] is not None
@@ -232,6 +234,17 @@ def test_bench_without_timing(tmp_path, dataset200, tiny_bert):
     assert "![nDCG@10 (not timed)](pareto.png)" in md
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| tiny-drop1 | " in md.split("## Model cost and speed")[1].split("## Index")[0]  # its analytic cost
+    # a report folder copied without its plot: `effir replot` draws it again from report.json, report.md untouched
+    (out / "pareto.png").unlink()
+    r = CliRunner().invoke(main, ["replot", str(out)])
+    assert r.exit_code == 0, r.output
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / "report.md").read_text() == md
+    assert not list(out.glob("*.tmp"))
+    (tmp_path / "copied").mkdir()
+    (tmp_path / "copied" / "report.json").write_text('{"dataset": "d200", "reference": "full", "systems": [{"nmae": 1}]}')
+    r = CliRunner().invoke(main, ["replot", str(tmp_path / "copied"), str(tmp_path / "nowhere")])
+    assert r.exit_code == 2 and str(tmp_path / "copied" / "report.json") in r.output and "nmae" in r.output
+    assert not (tmp_path / "copied" / "pareto.png").exists()
     r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", str(tiny_bert),
                                   "--out", str(tmp_path / "bad"), "--rounds", "-1"])
     assert r.exit_code != 0 and "--rounds" in r.output
@@ -283,6 +296,8 @@ def test_bench_speed_only(tmp_path, dataset200, tiny_bert):
     again_md = (out / "report.md").read_text()
     assert "- timing group 2 (again): control " in again_md
     assert f"(timed {timing['groups'][1]['timed_at']}, kept from an earlier run of this bench)" in again_md
+    r = CliRunner().invoke(main, ["replot", str(out)])  # nothing to plot without quality
+    assert r.exit_code == 2 and "speed-only" in r.output and not (out / "pareto.png").exists()
     r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--systems", str(tiny_bert),
                                   "--out", str(tmp_path / "none"), "--speed-only", "--rounds", "0"])
     assert r.exit_code != 0 and "--speed-only" in r.output and not (tmp_path / "none").exists()
@@ -415,7 +430,6 @@ def test_finished_timing_groups_are_kept_and_a_rerun_resumes_at_the_first_not_fi
 
 def test_terminal_table_keeps_its_columns_for_long_names():
     from effir.eval.report import terminal_table
-    from effir.eval.results import SystemResult
 
     rows = [SystemResult(name=n, kind="full", model="m", ndcg_10=0.5, recall_100=0.8, mrr_10=0.4, queries=3)
             for n in ("short", "smollm2-effir-2x-gact-mixed-3k-r64")]
