@@ -486,3 +486,20 @@ def test_the_cli_prints_each_log_line_once_when_the_root_logger_has_a_handler():
     finally:
         logging.getLogger().removeHandler(root_handler)
     assert "timing round" not in root_stream.getvalue()
+
+
+def test_every_committed_report_reads_back_and_has_its_plot():
+    """`effir replot` reads a report.json an earlier effir wrote: every committed copy under reports/ reads back as
+    rows (a field dropped from SystemResult would make them unreadable), and every copied report.md that links its
+    plot has it beside it."""
+    from pathlib import Path
+
+    from effir.eval.report import read_report
+
+    reports = sorted((Path(__file__).parent.parent / "reports").rglob("report.json"))
+    assert reports
+    for path in reports:
+        report = read_report(path)
+        assert report["systems"], path
+        linked = "(pareto.png)" in (path.parent / "report.md").read_text()
+        assert not linked or (path.parent / "pareto.png").is_file(), f"{path.parent}: pareto.png missing"
