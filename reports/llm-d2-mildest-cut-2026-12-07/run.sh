@@ -9,12 +9,7 @@ make $L/$M/effir.json $L/$D4/effir.json $L/$D15/effir.json $L/$D/effir.json \
   $B/$M-bf16/effir.json $B/$D4-bf16/effir.json $B/$D-bf16/effir.json
 mkdir -p $R/scifact/importance $R/speed $R/transfer/importance
 
-# paired DATASET RUN AGAINST OUT: the paired tests and 95 % interval of two systems' runs on DATASET's test qrels
-paired() {
-  local S=runs/llm/systems/$1
-  .venv/bin/effir eval --qrels ../shared/data/beir/$1/qrels/test.tsv --run $S/$2/run.test.trec \
-    --against $S/$3/run.test.trec --json $4
-}
+. reports/paired.sh  # paired DATASET RUN AGAINST OUT
 
 .venv/bin/effir bench --dataset ../shared/data/beir/scifact --out runs/llm/eval-$D --work runs/llm/systems \
   --reference $M --rounds 0 --threads 2 \

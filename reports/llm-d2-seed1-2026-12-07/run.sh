@@ -9,12 +9,7 @@ M=smollm2-ft-3k-mixed3-r64 D=smollm2-effir-d2-mixed3-r64 S=smollm2-effir-d2-mixe
 make $L/$M/effir.json $L/$D/effir.json $L/$S/effir.json
 mkdir -p $R/scifact/importance $R/transfer/importance
 
-# paired DATASET RUN AGAINST OUT: the paired test and 95 % interval of two systems' runs on DATASET's test qrels
-paired() {
-  local runs=runs/llm/systems/$1
-  .venv/bin/effir eval --qrels ../shared/data/beir/$1/qrels/test.tsv --run $runs/$2/run.test.trec \
-    --against $runs/$3/run.test.trec --json $4
-}
+. reports/paired.sh  # paired DATASET RUN AGAINST OUT
 
 .venv/bin/effir bench --dataset ../shared/data/beir/scifact --out runs/llm/eval-$S --work runs/llm/systems \
   --reference $M --rounds 0 --threads 2 --systems $M=$L/$M,$D=$L/$D,$S=$L/$S --peer $D=$M --peer $S=$M

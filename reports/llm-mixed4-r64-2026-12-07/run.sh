@@ -9,12 +9,7 @@ M3=smollm2-ft-3k-mixed3-r64 M4=smollm2-ft-3k-mixed4-r64
 make $L/$M3/effir.json $L/$M4/effir.json
 mkdir -p $R/scifact/importance $R/transfer/importance
 
-# paired DATASET RUN AGAINST OUT: the paired test and 95 % interval of two systems' runs on DATASET's test qrels
-paired() {
-  local runs=runs/llm/systems/$1
-  .venv/bin/effir eval --qrels ../shared/data/beir/$1/qrels/test.tsv --run $runs/$2/run.test.trec \
-    --against $runs/$3/run.test.trec --json $4
-}
+. reports/paired.sh  # paired DATASET RUN AGAINST OUT
 
 .venv/bin/effir bench --dataset ../shared/data/beir/scifact --out runs/llm/eval-$M4 --work runs/llm/systems \
   --reference $M3 --rounds 0 --threads 2 --systems $M3=$L/$M3,$M4=$L/$M4 --parent $M4=$M3
