@@ -546,5 +546,4 @@ LLM_TRANSFER_MIXED := smollm2-ft-3k smollm2-ft-3k-mixed3-r64 smollm2-effir-2x-ga
                       smollm2-effir-1.5x-gact-mixed3-r64 smollm2-effir-d15-mixed3-r64 \
                       smollm2-effir-1.5x-gact-mixed3-r64-s1 smollm2-effir-d15-mixed3-r64-s1 \
                       smollm2-effir-1.5x-d8-gact-mixed3-r64 smollm2-effir-d4-mixed3-r64 \
-                      smollm2-effir-d2-mixed3-r64 smollm2-effir-d2-mixed3-r64-s1 smollm2-ft-3k-mixed4-r64 \
-               smollm2-effir-d2-mixed4-r64
+                      smollm2-effir-d2-mixed3-r64 smollm2-effir-d2-mixed3-r64-s1 smollm2-ft-3k-mixed4-r64
