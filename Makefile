@@ -493,7 +493,7 @@ LLM_BENCH = $(BIN)/effir bench --dataset $(DATA)/scifact --work $(LLM)/systems -
 demo-llm-all: install $(LLM_FOLDERS)
 	$(LLM_BENCH) --out runs/demo-llm-all $(addprefix --beside ,$(MINILM_REPORT))
 	$(if $(and $(filter smollm2-ft,$(LLM_BUILT)),$(LLM_BEST)),$(LLM_TRANSFER))
-	$(if $(filter-out $(LLM_BUILT),$(LLM_TRANSFER_MIXED)),,$(call llm_transfer,runs/demo-llm-all/transfer-mixed3,$(LLM_TRANSFER_MIXED)))
+	$(if $(filter smollm2-ft-3k,$(LLM_BUILT)),$(call llm_transfer,runs/demo-llm-all/transfer-mixed3,$(filter $(LLM_BUILT),$(LLM_TRANSFER_MIXED))))
 
 # make demo-llm: the README's headline (*In short*) rebuilt from models/: BM25, the untrained model, the best full model
 # (smollm2-ft-3k-mixed3-r64: the speed reference and its cuts' peer), four cuts of its parent trained as it was (d15,
@@ -541,9 +541,11 @@ LLM_TRANSFER = $(call llm_transfer,runs/demo-llm-all/transfer,smollm2-ft $(LLM_B
 # and smollm2-ft-3k, its fourth training (the passes were scored on SciFact test as they came: do they carry to
 # collections never looked at?), that model's parent cut to the 2x plan and trained as it was (its peer), and the
 # milder cuts made the same way (d15, the 1.5x plan and 2 MLPs, two training seeds each; 8 MLPs + 30 %; 4 MLPs), and
-# the full model given one pass more (mixed4)
+# the full model given one pass more (mixed4) with its 2-MLP cut; those of them committed (smollm2-ft-3k, the first,
+# is the reference)
 LLM_TRANSFER_MIXED := smollm2-ft-3k smollm2-ft-3k-mixed3-r64 smollm2-effir-2x-gact-mixed3-r64 \
                       smollm2-effir-1.5x-gact-mixed3-r64 smollm2-effir-d15-mixed3-r64 \
                       smollm2-effir-1.5x-gact-mixed3-r64-s1 smollm2-effir-d15-mixed3-r64-s1 \
                       smollm2-effir-1.5x-d8-gact-mixed3-r64 smollm2-effir-d4-mixed3-r64 \
-                      smollm2-effir-d2-mixed3-r64 smollm2-effir-d2-mixed3-r64-s1 smollm2-ft-3k-mixed4-r64
+                      smollm2-effir-d2-mixed3-r64 smollm2-effir-d2-mixed3-r64-s1 smollm2-ft-3k-mixed4-r64 \
+                      smollm2-effir-d2-mixed4-r64

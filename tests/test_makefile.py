@@ -55,6 +55,10 @@ def test_demo_llm_all_benches_every_committed_system():
     committed = {p.parent.name for p in (ROOT / "models").glob("smollm2-*/manifest.json")}
     assert committed <= set(re.findall(r"[,=]?(smollm2-[\w.-]+)=runs/llm/rebuilt/", lines[0]))
     assert all("--out runs/demo-llm-all/" in line for line in lines[1:])
-    # the transfer of the mixed passes and their cuts runs only when every system it names is committed: a name
-    # without an artefact (a recipe not yet trained) would drop the whole bench silently
-    assert any("--out runs/demo-llm-all/transfer-mixed3 " in line for line in lines[1:])
+    # the transfer of the mixed passes and their cuts takes those of its systems that are committed: a name without
+    # an artefact (a recipe not yet trained) is left out, not the whole bench
+    transfer = [line for line in lines if "--out runs/demo-llm-all/transfer-mixed3 " in line]
+    assert len(transfer) == 1 and "smollm2-ft-3k-mixed4-r64=runs/llm/rebuilt/" in transfer[0]
+    untrained = [line for line in bench_lines(dry_run("demo-llm-all", "LLM_TRANSFER_MIXED=smollm2-ft-3k no-artefact"))
+                 if "--out runs/demo-llm-all/transfer-mixed3 " in line]
+    assert len(untrained) == 1 and "no-artefact" not in untrained[0] and "--reference smollm2-ft-3k " in untrained[0]
