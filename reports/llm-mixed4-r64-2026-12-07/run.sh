@@ -17,6 +17,12 @@ cp runs/llm/eval-$M4/report.md runs/llm/eval-$M4/report.json runs/llm/eval-$M4/p
 cp runs/llm/eval-$M4/importance/importance.png $R/scifact/importance/
 paired scifact $M4 $M3 $R/scifact/mixed4-vs-mixed3.json
 paired scifact $M4 bm25 $R/scifact/mixed4-vs-bm25.json
+# the 2-MLP cut (trained as mixed3 was: two seeds, and seed 0 in bf16) set against mixed4, one pass longer trained
+D=smollm2-effir-d2-mixed3-r64 S=runs/llm/systems/scifact
+paired scifact $D $M4 $R/scifact/d2-vs-mixed4.json
+paired scifact $D-bf16 $M4 $R/scifact/d2-bf16-vs-mixed4.json
+.venv/bin/effir eval --qrels ../shared/data/beir/scifact/qrels/test.tsv --run $S/$D/run.test.trec \
+  --run $S/$D-s1/run.test.trec --against $S/$M4/run.test.trec --json $R/scifact/d2-two-seeds-vs-mixed4.json
 
 .venv/bin/effir bench --dataset ../shared/data/beir/cranfield --dataset ../shared/data/beir/cisi \
   --out runs/llm/eval-$M4-transfer --work runs/llm/systems --reference $M3 --rounds 0 --threads 2 \
