@@ -38,12 +38,6 @@ class Document:
         return f"{self.title} {self.text}".strip()
 
 
-@dataclass(frozen=True)
-class Query:
-    qid: str
-    text: str
-
-
 def _check_id(value, path, line, field) -> str:
     if value is None:
         raise DatasetError(path, line, f"missing `{field}`")
