@@ -376,8 +376,9 @@ $(call mixed_pass,smollm2-ft-3k-mixed3-r64,smollm2-ft-3k-mixed2-r64,64,128)
 # a fourth pass, the same again on mixed3: whether the passes' shrinking gains (+0.044, +0.025, +0.019) reach the
 # issue's 0.68 stretch: 0.6773 (+0.0106, p 0.028), 0.003 short
 $(call mixed_pass,smollm2-ft-3k-mixed4-r64,smollm2-ft-3k-mixed3-r64,64,128)
-# the 2-MLP cut one pass on: mixed3 cut by its own drift order and trained as mixed4 was (mixed4 its peer), the
-# like-for-like pair at mixed4's quality (recipe only: started 2026-12-07, no artefact yet)
+# the 2-MLP cut one pass on: mixed3 cut by its own drift order (the same MLPs, 17 and 14, as mixed2's) and trained as
+# mixed4 was (mixed4 its peer), the like-for-like pair at mixed4's quality: 0.6640, 98.0 % of mixed4 (p 0.018),
+# +0.0088 against the cut of mixed2 (reports/llm-d2-mixed4-2026-12-07/)
 $(call cut_mixed_pass,smollm2-effir-d2-mixed4-r64,ft-3k-mixed3-r64,smollm2-ft-3k-mixed4-r64,--drop-fraction 0.0667 --reduction 0)
 # mixed2 cut the same way and taught as mixed3 is: a second pair of a cut and its parent given the same training:
 # 0.5084, 76.3 % of mixed3 (p 0.0001), +0.0059 against the cut of the control (p 0.68)
