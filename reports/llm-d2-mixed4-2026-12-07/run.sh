@@ -21,6 +21,7 @@ cp runs/llm/eval-$D4/report.md runs/llm/eval-$D4/report.json runs/llm/eval-$D4/p
 cp runs/llm/eval-$D4/importance/importance.png $R/scifact/importance/
 paired scifact $D4 $M4 $R/scifact/d2-mixed4-vs-mixed4.json
 paired scifact $D4-bf16 $M4 $R/scifact/d2-mixed4-bf16-vs-mixed4.json
+paired scifact $D4-bf16 $D4 $R/scifact/d2-mixed4-bf16-vs-d2-mixed4.json
 paired scifact $D4 $D3 $R/scifact/d2-mixed4-vs-d2-mixed3.json
 paired scifact $D4 bm25 $R/scifact/d2-mixed4-vs-bm25.json
 
