@@ -64,14 +64,16 @@ def reference_importance(spec, texts: list[str], folder: Path, out: Path) -> Non
     shutil.copytree(made, out, dirs_exist_ok=True)
 
 
-def _kept(row, other) -> tuple[float | None, float | None]:
-    """(row's nDCG@10 as a share of other's, paired randomization p on per-query nDCG@10); Nones without other."""
+def _kept(row, other) -> tuple[float | None, list | None, float | None]:
+    """(row's nDCG@10 as a share of other's, that share's 95 % interval, paired randomization p on per-query
+    nDCG@10); Nones without other."""
     from effir.eval.significance import compare
 
     if other is None:
-        return None, None
+        return None, None, None
+    paired = compare(row.per_query, other.per_query)
     share = round(row.ndcg_10 / other.ndcg_10, 4) if other.ndcg_10 else None
-    return share, compare(row.per_query, other.per_query)["p_randomization"]
+    return share, paired["share_ci95"], paired["p_randomization"]
 
 
 def compare_rows(rows: list, ref: str | None, parents: dict[str, str], peers: dict[str, str]) -> None:
@@ -83,13 +85,13 @@ def compare_rows(rows: list, ref: str | None, parents: dict[str, str], peers: di
         r.peer = peers.get(r.name)
         if r.ndcg_10 is None:
             continue
-        r.p_value_vs_full = _kept(r, by_name[ref])[1] if ref and r.name != ref else None
-        r.retention, r.p_value_vs_parent = _kept(r, by_name.get(r.parent))
-        r.retention_vs_peer, r.p_value_vs_peer = _kept(r, by_name.get(r.peer))
+        r.p_value_vs_full = _kept(r, by_name[ref])[2] if ref and r.name != ref else None
+        r.retention, r.retention_ci95, r.p_value_vs_parent = _kept(r, by_name.get(r.parent))
+        r.retention_vs_peer, r.retention_vs_peer_ci95, r.p_value_vs_peer = _kept(r, by_name.get(r.peer))
 
 
-PER_COLLECTION = ("ndcg@10", "recall@100", "mrr@10", "retention", "p_value_vs_parent", "retention_vs_peer",
-                  "p_value_vs_peer")
+PER_COLLECTION = ("ndcg@10", "recall@100", "mrr@10", "retention", "retention_ci95", "p_value_vs_parent",
+                  "retention_vs_peer", "retention_vs_peer_ci95", "p_value_vs_peer")
 
 
 def run_bench(datasets, systems: list[str], out: Path, split: str = "test", factory: str = "Flat",

@@ -32,6 +32,7 @@ def eval_cmd(run_paths, qrels, against_paths, json_out):
     from effir.core.files import write_json
     from effir.core.trec import read_trec_run
     from effir.eval.metrics import mean_per_query, per_query, summarize
+    from effir.eval.report import percent_interval
     from effir.eval.significance import compare
 
     paths = run_paths + against_paths
@@ -61,6 +62,9 @@ def eval_cmd(run_paths, qrels, against_paths, json_out):
         click.echo(f"{names['--run']} − {names['--against']}: Δ nDCG@10 {paired['delta']:+.4f} over "
                    f"{paired['queries']} queries (95 % interval {low:+.4f} to {high:+.4f}), "
                    f"p {paired['p_randomization']:.4f} (randomization), {paired['p_ttest']:.4f} (t)")
+        if paired["share"] is not None:
+            click.echo(f"{names['--run']} / {names['--against']}: {100 * paired['share']:.1f} % of its nDCG@10 "
+                       f"(95 % interval {percent_interval(paired['share_ci95'])})")
     if json_out:
         write_json(json_out, out)
 

@@ -21,6 +21,20 @@ def _fmt(v, spec=""):
     return format(v, spec) if spec else str(v)
 
 
+def percent_interval(bounds) -> str:
+    """A share's 95 % interval in percent, e.g. `96.4–99.7`; `unbounded` where the denominator's mean is not clearly
+    above 0 (significance.share_interval)."""
+    low, high = bounds or (None, None)
+    return "unbounded" if low is None or high is None else f"{100 * low:.1f}–{100 * high:.1f}"
+
+
+def _retention(share, interval) -> str:
+    """`97.1% (93.4–100.9)`: a share and its interval; the share alone in a report written before intervals were."""
+    if share is None:
+        return "–"
+    return f"{100 * share:.1f}%" + (f" ({percent_interval(interval)})" if interval else "")
+
+
 def _times(v):
     return "–" if v is None else f"{v:.2f}×"
 
@@ -151,10 +165,11 @@ def _peer_table(rows) -> list[str]:
         return []
     ndcg = {r.name: r.ndcg_10 for r in rows}
     out = ["", "Against the parent given the same training (`--peer`): what the compression costs, with the training "
-           "held equal.", "", "| system | peer | nDCG@10 | peer's nDCG@10 | retention | p vs peer |",
+           "held equal.", "", "| system | peer | nDCG@10 | peer's nDCG@10 | retention (95 % interval) | p vs peer |",
            "|---|---|---:|---:|---:|---:|"]
-    return out + [f"| {r.name} | {r.peer} | {r.ndcg_10:.4f} | {ndcg[r.peer]:.4f} | {100 * r.retention_vs_peer:.1f}% | "
-                  f"{r.p_value_vs_peer:.4f} |" for r in with_peer]
+    return out + [f"| {r.name} | {r.peer} | {r.ndcg_10:.4f} | {ndcg[r.peer]:.4f} | "
+                  f"{_retention(r.retention_vs_peer, r.retention_vs_peer_ci95)} | {r.p_value_vs_peer:.4f} |"
+                  for r in with_peer]
 
 
 def markdown(result: dict, importance_png: str | None) -> str:
@@ -170,15 +185,16 @@ def markdown(result: dict, importance_png: str | None) -> str:
         out += ["", "Speed only (`--speed-only`): no corpus encoded, so no quality, index or search figures here."]
         return "\n".join(out + _speed_section(result) + [""])
     out += ["", "## Quality", "",
-            "Retention is nDCG@10 as a share of the parent's (the system it was made from, or trained like); the "
-            "p-values are paired randomization tests on per-query nDCG@10.", "",
-            "| system | kind | parent | trained | nDCG@10 | R@100 | MRR@10 | retention | p vs parent "
+            "Retention is nDCG@10 as a share of the parent's (the system it was made from, or trained like), with "
+            "its 95 % interval over the queries (Fieller's, for a ratio of paired means); the p-values are paired "
+            "randomization tests on per-query nDCG@10.", "",
+            "| system | kind | parent | trained | nDCG@10 | R@100 | MRR@10 | retention (95 % interval) | p vs parent "
             "| p vs reference |",
             "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         out.append(f"| {r.name} | {r.kind} | {_fmt(r.parent)} | {_fmt(r.trained)} | "
                    f"{r.ndcg_10:.4f} | {r.recall_100:.4f} | {r.mrr_10:.4f} | "
-                   f"{_fmt(r.retention and 100 * r.retention, '.1f')}{'%' if r.retention else ''} | "
+                   f"{_retention(r.retention, r.retention_ci95)} | "
                    f"{_fmt(r.p_value_vs_parent, '.4f')} | {_fmt(r.p_value_vs_full, '.4f')} |")
     out += _peer_table(rows)
     out += _collections_table(result)

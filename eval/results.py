@@ -44,9 +44,11 @@ class SystemResult:
     trained: str | None = None
     parent: str | None = None
     retention: float | None = None
+    retention_ci95: list | None = None          # Fieller's 95 % interval of the share (eval.significance)
     p_value_vs_parent: float | None = None
     peer: str | None = None                     # the parent given this system's own training (--peer)
     retention_vs_peer: float | None = None
+    retention_vs_peer_ci95: list | None = None
     p_value_vs_peer: float | None = None
     p_value_vs_full: float | None = None
     flops_ratio: float | None = None            # analytic, documents, against the reference

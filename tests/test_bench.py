@@ -73,7 +73,12 @@ def test_bench_report(tmp_path, dataset200, tiny_bert, monkeypatch):
     from effir.eval.significance import compare
 
     per_query = json.loads((out / "per_query.json").read_text())
-    assert comp["p_value_vs_parent"] == compare(per_query["tiny-drop1"], per_query["tiny-ft"])["p_randomization"]
+    paired = compare(per_query["tiny-drop1"], per_query["tiny-ft"])
+    assert comp["p_value_vs_parent"] == paired["p_randomization"]
+    assert comp["retention_ci95"] == paired["share_ci95"]  # the share's interval, as `effir eval --against` gives it
+    low, high = comp["retention_ci95"]
+    assert low <= comp["retention"] <= high
+    assert f"{100 * comp['retention']:.1f}% ({100 * low:.1f}–{100 * high:.1f})" in (out / "report.md").read_text()
     assert comp["params"] < ft["params"] and comp["flops_ratio"] > 1.0 and comp["query_flops_ratio"] > 1.0
     assert full["index_bytes"] == comp["index_bytes"]  # same dimension and count: same Flat index size
     meta = json.loads((out / "systems" / "d200" / "tiny-drop1" / "index" / "meta.json").read_text())
@@ -104,6 +109,7 @@ def test_bench_report(tmp_path, dataset200, tiny_bert, monkeypatch):
     assert (peered["peer"], peered["parent"], peered["retention"]) == ("full", "tiny-ft", comp["retention"])
     assert peered["retention_vs_peer"] == pytest.approx(comp["ndcg@10"] / full["ndcg@10"], abs=1e-4)
     assert peered["p_value_vs_peer"] == compare(per_query["tiny-drop1"], per_query["full"])["p_randomization"]
+    assert peered["retention_vs_peer_ci95"] == compare(per_query["tiny-drop1"], per_query["full"])["share_ci95"]
     assert again["tiny-ft"]["peer"] is None and again["tiny-ft"]["retention_vs_peer"] is None
     assert f"| tiny-drop1 | full | {comp['ndcg@10']:.4f} | {full['ndcg@10']:.4f} |" in (out / "report.md").read_text()
     assert (out / "systems" / "d200" / "tiny-drop1" / "stages.json").read_text() == stages

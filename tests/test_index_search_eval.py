@@ -139,6 +139,11 @@ def test_eval_cli_json(tmp_path):
     assert "b/run.trec" in r.output and both["against"]["queries"] == 30
     other = evaluate(read_trec_run(tmp_path / "b" / "run.trec"), read_qrels(tmp_path / "q.tsv"))
     assert both["against"]["delta"] == pytest.approx(both["ndcg@10"] - other["ndcg@10"], abs=1e-5)
+    assert both["against"]["share"] == pytest.approx(both["ndcg@10"] / other["ndcg@10"], abs=1e-5)
+    low, high = both["against"]["share_ci95"]
+    assert low < both["against"]["share"] < high
+    assert f"{100 * both['against']['share']:.1f} % of its nDCG@10 (95 % interval {100 * low:.1f}–{100 * high:.1f})" \
+        in r.output
 
 
 def test_eval_cli_several_runs_per_system(tmp_path):
@@ -184,6 +189,28 @@ def test_significance():
     low, high = compare(shifted, pq)["delta_ci95"]
     assert 0 < low < compare(shifted, pq)["delta"] < high
     assert compare(pq, pq)["delta_ci95"] == [0.0, 0.0]
+    assert (compare(pq, pq)["share"], compare(pq, pq)["share_ci95"]) == (1.0, [1.0, 1.0])
+
+
+def test_share_interval_inverts_the_paired_t_test():
+    """Fieller's interval for mean(a) / mean(b): at each end R the paired t-test of a − R·b reads p = 0.05, inside it
+    more; for a share near 1 it is close to the difference's interval over mean(b) (how the reports derived it
+    before); unbounded when B's mean is not clearly above 0."""
+    from scipy import stats
+
+    from effir.eval.significance import paired_interval, share_interval
+
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0, 1, 300)
+    for a in (np.clip(b + rng.normal(-0.02, 0.1, 300), 0, 1), rng.uniform(0, 1, 300)):
+        low, high = share_interval(a, b)
+        assert low < a.mean() / b.mean() < high
+        for end in (low, high):
+            assert stats.ttest_1samp(a - end * b, 0).pvalue == pytest.approx(0.05, abs=1e-6)
+        assert stats.ttest_1samp(a - (low + high) / 2 * b, 0).pvalue > 0.05
+        assert 1 + np.array(paired_interval(a, b)) / b.mean() == pytest.approx([low, high], abs=0.01)
+    assert share_interval(rng.normal(0, 1, 20), rng.normal(0, 1, 20)) == (None, None)
+    assert share_interval([0.5], [0.5]) == (None, None)
 
 
 def test_docids_are_read_back_row_by_row(tmp_path):
