@@ -158,18 +158,30 @@ def _speed_section(result: dict) -> list[str]:
     return out
 
 
-def _peer_table(rows) -> list[str]:
-    """The rows given a --peer: what each keeps of its parent given the same training (the like-for-like control)."""
+def _peer_table(rows, collections: list[str]) -> list[str]:
+    """The rows given a --peer: what each keeps of its parent given the same training (the like-for-like control),
+    on every collection of the report."""
     with_peer = [r for r in rows if r.peer and r.retention_vs_peer is not None]
     if not with_peer:
         return []
-    ndcg = {r.name: r.ndcg_10 for r in rows}
+    by_name = {r.name: r for r in rows}
+    several = len(collections) > 1
+
+    def on(row, collection) -> dict:  # a row's figures on one collection, under report.json's names
+        return row.per_dataset[collection] if several else row.to_json()
+
     out = ["", "Against the parent given the same training (`--peer`): what the compression costs, with the training "
-           "held equal.", "", "| system | peer | nDCG@10 | peer's nDCG@10 | retention (95 % interval) | p vs peer |",
-           "|---|---|---:|---:|---:|---:|"]
-    return out + [f"| {r.name} | {r.peer} | {r.ndcg_10:.4f} | {ndcg[r.peer]:.4f} | "
-                  f"{_retention(r.retention_vs_peer, r.retention_vs_peer_ci95)} | {r.p_value_vs_peer:.4f} |"
-                  for r in with_peer]
+           "held equal.", "", "| system | peer | " + ("collection | " if several else "") +
+           "nDCG@10 | peer's nDCG@10 | retention (95 % interval) | p vs peer |",
+           "|---|---|" + ("---|" if several else "") + "---:|---:|---:|---:|"]
+    for r in with_peer:
+        for name in collections if several else [None]:
+            own, peer = on(r, name), on(by_name[r.peer], name)
+            out.append(f"| {r.name} | {r.peer} | " + (f"{name} | " if several else "") +
+                       f"{own['ndcg@10']:.4f} | {peer['ndcg@10']:.4f} | "
+                       f"{_retention(own['retention_vs_peer'], own.get('retention_vs_peer_ci95'))} | "
+                       f"{own['p_value_vs_peer']:.4f} |")
+    return out
 
 
 def markdown(result: dict, importance_png: str | None) -> str:
@@ -196,7 +208,7 @@ def markdown(result: dict, importance_png: str | None) -> str:
                    f"{r.ndcg_10:.4f} | {r.recall_100:.4f} | {r.mrr_10:.4f} | "
                    f"{_retention(r.retention, r.retention_ci95)} | "
                    f"{_fmt(r.p_value_vs_parent, '.4f')} | {_fmt(r.p_value_vs_full, '.4f')} |")
-    out += _peer_table(rows)
+    out += _peer_table(rows, result.get("datasets") or [])
     out += _collections_table(result)
     out += _speed_section(result)
     out += ["", "## Index and search", "",

@@ -197,16 +197,20 @@ def test_hybrid_row_is_the_rrf_of_its_halves(tmp_path, dataset200, tiny_bert):
 
 @LUCENE
 def test_bench_over_several_collections(tmp_path, dataset200, tiny_bert):
+    """Quality on each collection and their mean; a --peer row's comparison on every collection, not the first only."""
     import shutil
+
+    from effir.compression.steps import drop
 
     other = tmp_path / "other"
     shutil.copytree(dataset200, other)
     lines = (other / "qrels" / "test.tsv").read_text().splitlines()
     (other / "qrels" / "test.tsv").write_text("\n".join(lines[:11]) + "\n")  # 10 of the 20 queries judged
+    drop(str(tiny_bert), tmp_path / "cut", None, mlp_layers=[1])
     out = tmp_path / "multi"
     r = CliRunner().invoke(main, ["bench", "--dataset", str(dataset200), "--dataset", str(other), "--systems",
-                                  f"bm25,{tiny_bert}", "--out", str(out), "--timing-docs", "10",
-                                  "--timing-queries", "3", "--rounds", "1"])
+                                  f"bm25,{tiny_bert},{tmp_path / 'cut'}", "--peer", f"cut={tiny_bert.name}",
+                                  "--out", str(out), "--timing-docs", "10", "--timing-queries", "3", "--rounds", "1"])
     assert r.exit_code == 0, r.output
     report = json.loads((out / "report.json").read_text())
     assert report["datasets"] == ["d200", "other"]
@@ -217,6 +221,16 @@ def test_bench_over_several_collections(tmp_path, dataset200, tiny_bert):
         assert s["average"]["ndcg@10"] == pytest.approx((per["d200"]["ndcg@10"] + per["other"]["ndcg@10"]) / 2,
                                                         abs=1e-4)
     assert "## Per collection" in (out / "report.md").read_text()
+    from effir.eval.report import percent_interval
+
+    rows = {s["name"]: s for s in report["systems"]}
+    for name in ("d200", "other"):
+        cut, peer = rows["cut"]["per_dataset"][name], rows[tiny_bert.name]["per_dataset"][name]
+        low, high = cut["retention_vs_peer_ci95"]
+        assert low is None or low <= cut["retention_vs_peer"] <= high  # None: the peer's mean not clearly above 0
+        assert (f"| cut | {tiny_bert.name} | {name} | {cut['ndcg@10']:.4f} | {peer['ndcg@10']:.4f} | "
+                f"{100 * cut['retention_vs_peer']:.1f}% ({percent_interval([low, high])}) | "
+                f"{cut['p_value_vs_peer']:.4f} |") in (out / "report.md").read_text()
 
 
 def test_bench_without_timing(tmp_path, dataset200, tiny_bert):
