@@ -23,6 +23,16 @@ def subprocess_env() -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
 
 
+def bench_script(name: str):
+    """A script of bench/ (not a package) loaded as a module, for testing its functions."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def shared_dataset(name: str) -> Path:
     path = SHARED / name
     if not (path / "corpus.jsonl").exists():

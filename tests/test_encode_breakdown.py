@@ -1,19 +1,13 @@
 """bench/encode_breakdown.py's split of the forward pass by part, on tiny random models of both families."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "encode_breakdown.py"
+from tests.conftest import bench_script
 
 
 @pytest.fixture(scope="module")
 def breakdown():
-    spec = importlib.util.spec_from_file_location("encode_breakdown", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("encode_breakdown")
 
 
 DOCS = [f"document {i} " + "words of a passage " * (i % 7 + 1) for i in range(12)]

@@ -1,25 +1,14 @@
 """bench/loss_by_query_length.py: the per-query difference of two systems by query length."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
-import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "loss_by_query_length.py"
-
-
-@pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("loss_by_query_length", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import bench_script
 
 
-def test_a_loss_on_long_queries_shows_in_the_longest_bin(script):
+def test_a_loss_on_long_queries_shows_in_the_longest_bin():
     from effir.eval.significance import compare
 
+    script = bench_script("loss_by_query_length")
     rng = np.random.default_rng(0)
     lengths = {f"q{i}": int(n) for i, n in enumerate(rng.integers(10, 130, 90))}
     against = {q: {"ndcg@10": float(v)} for q, v in zip(lengths, rng.uniform(0.3, 1.0, 90))}
