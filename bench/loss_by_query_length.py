@@ -14,7 +14,6 @@ the length's terciles) the paired comparison (`eval.significance.compare`: Δ, s
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 
@@ -46,6 +45,7 @@ def main():
     from transformers import AutoTokenizer
 
     from effir.core.data import BeirDataset
+    from effir.core.files import write_json
     from effir.core.models import resolve
     from effir.core.trec import read_trec_run
     from effir.encoder.model import tokenize
@@ -78,8 +78,7 @@ def main():
               f"{100 * b['share']:.1f} % (95 % interval {percent_interval(b['share_ci95'])}), "
               f"p {b['p_randomization']:.4f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+        write_json(args.json, out)
 
 
 if __name__ == "__main__":
