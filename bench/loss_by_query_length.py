@@ -71,7 +71,7 @@ def main():
     lengths = {q: len(x) for q, x in zip(qids, ids)}
     out = by_length(per_query(read_trec_run(args.run), judged), per_query(read_trec_run(args.against), judged),
                     lengths, args.parts)
-    print(f"{out['queries']} queries, median {out['median_tokens']:.0f} tokens; Spearman rho of length against "
+    print(f"{out['queries']} queries, median {out['median_tokens']:g} tokens; Spearman rho of length against "
           f"the difference {out['spearman_rho']:+.3f} (p {out['spearman_p']:.4f})")
     for b in out["bins"]:
         print(f"  {b['tokens'][0]}–{b['tokens'][1]} tokens, {b['queries']} queries: Δ {b['delta']:+.4f}, "
