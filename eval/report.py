@@ -114,14 +114,14 @@ def _collections_table(result: dict) -> list[str]:
     if len(names) < 2:
         return []
     out = ["", "## Per collection", "",
-           f"nDCG@10 on each collection (retention against the parent in parentheses) and the mean over the "
+           f"nDCG@10 on each collection (retention against the parent in parentheses, with its 95 % interval) and the mean over the "
            f"{len(names)}. The table above is {names[0]}'s.",
            "", "| system | " + " | ".join(names) + " | average |", "|---|" + "---:|" * (len(names) + 1)]
     for r in result["systems"]:
         cells = []
         for n in names:
             c = r.per_dataset[n]
-            keep = f" ({100 * c['retention']:.1f}%)" if c.get("retention") else ""
+            keep = f" ({_retention(c['retention'], c.get('retention_ci95'))})" if c.get("retention") else ""
             cells.append(f"{c['ndcg@10']:.4f}{keep}")
         out.append(f"| {r.name} | " + " | ".join(cells) + f" | {r.average['ndcg@10']:.4f} |")
     return out

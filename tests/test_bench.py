@@ -231,6 +231,10 @@ def test_bench_over_several_collections(tmp_path, dataset200, tiny_bert):
         assert (f"| cut | {tiny_bert.name} | {name} | {cut['ndcg@10']:.4f} | {peer['ndcg@10']:.4f} | "
                 f"{100 * cut['retention_vs_peer']:.1f}% ({percent_interval([low, high])}) | "
                 f"{cut['p_value_vs_peer']:.4f} |") in (out / "report.md").read_text()
+        # the per-collection table: the share of the parent with its interval, as the first table shows it
+        per_collection = (out / "report.md").read_text().split("## Per collection")[1]
+        assert (f"{cut['ndcg@10']:.4f} ({100 * cut['retention']:.1f}% "
+                f"({percent_interval(cut['retention_ci95'])}))") in per_collection
 
 
 def test_bench_without_timing(tmp_path, dataset200, tiny_bert):
