@@ -11,10 +11,11 @@
 
     rebuilt = merge(LoRA, slice(drop(base, D), kept channels, scales))
 
-The base is a model (registry name or folder; its checksum is over its weights) or another artefact folder, an
-uncompressed trained parent that a system was cut from (rebuilt first; its checksum is over what fixes its weights:
-its own base's checksum and the sha256 of each of its weight files, so the check does not depend on how a machine
-rounds the LoRA merge, and the parent's figures may be updated).
+The base is a model (registry name or folder; its checksum is over its weights) or another artefact folder (rebuilt
+first; its checksum is over what fixes its weights: its own base's checksum and the sha256 of each of its weight
+files, so the check does not depend on how a machine rounds the LoRA merge, and the parent's figures may be
+updated): an uncompressed trained parent that a system was cut from, or a cut that was only trained further (its cut
+unchanged, so the child's pieces are its adapter alone, merged on top of the rebuilt cut).
 """
 
 from __future__ import annotations
@@ -126,12 +127,13 @@ def _files(folder: Path) -> dict[str, str]:
             if f.is_file() and f.name != MANIFEST}
 
 
+CUT_KEYS = ("dropped_mlp", "dropped_attn", "mlp_widths")
+
+
 def _base_model(base: str):
     """(spec, network, tokenizer, checksum) of the model a system was made from; see the module's docstring."""
     if (Path(base) / MANIFEST).exists():
         parent = verify(base)
-        if parent["dropped_mlp"] or parent["dropped_attn"] or parent["mlp_widths"]:
-            raise ArtefactError(f"base artefact {base} is itself compressed; a base artefact must be a full model")
         spec, net, tok = _rebuilt(Path(base), parent)
         return spec, net, tok, _artefact_checksum(parent)
     spec = resolve(base)
@@ -141,8 +143,16 @@ def _base_model(base: str):
     return spec, net, tok, weights_checksum(net)
 
 
+def _cut_of(base: str) -> dict:
+    """The cut a base artefact carries (nothing dropped or slimmed for a model that is not an artefact)."""
+    if not (Path(base) / MANIFEST).exists():
+        return {"dropped_mlp": [], "dropped_attn": [], "mlp_widths": {}}
+    manifest = json.loads((Path(base) / MANIFEST).read_text())
+    return {k: manifest[k] for k in CUT_KEYS}
+
+
 def _artefact_checksum(manifest: dict) -> str:
-    fixed = {k: manifest[k] for k in ("base", "base_sha256", "dropped_mlp", "dropped_attn", "mlp_widths")}
+    fixed = {k: manifest[k] for k in ("base", "base_sha256", *CUT_KEYS)}
     fixed["files"] = {name: digest for name, digest in manifest["files"].items() if name != PROBE}  # not weights
     return hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()
 
@@ -164,7 +174,8 @@ def _rebuilt(folder: Path, manifest: dict):
 
 
 def _assemble(folder: Path, manifest: dict, net: torch.nn.Module) -> torch.nn.Module:
-    """base → dropped sublayers → kept channels with folded scales → merged LoRA adapter."""
+    """base → dropped sublayers → kept channels with folded scales → merged LoRA adapter. On a base artefact that
+    is a cut, its sublayers are already dropped (dropping again changes nothing) and the child has no channels file."""
     architecture.apply_structure(net, dropped_mlp=manifest["dropped_mlp"], dropped_attn=manifest["dropped_attn"])
     if (folder / CHANNELS_FILE).exists():
         apply_channels(net, load_channels(folder / CHANNELS_FILE))
@@ -231,10 +242,15 @@ def export(trained: str | Path, base: str, out: str | Path, probe_ids: list[str]
         raise ArtefactError(f"{adapter}: no LoRA adapter (train with --lora, or give --adapter)")
     _, base_net, tok, base_checksum = _base_model(base)
     history = trained_spec.extra.get("history", [])
+    cut = {"dropped_mlp": sorted(trained_spec.dropped_mlp), "dropped_attn": sorted(trained_spec.dropped_attn),
+           "mlp_widths": {str(k): v for k, v in sorted(trained_spec.mlp_widths.items())}}
+    base_cut = _cut_of(base)
+    if any(base_cut.values()) and cut != base_cut:
+        # kept channels are indices into the full model's MLPs: a second cut on a cut has no place in the pieces
+        raise ArtefactError(f"base artefact {base} is itself compressed and {trained} cuts further; export it with "
+                            f"the full model the first cut was made from as --base")
     manifest = {"system": Path(out).name, "base": base, "base_sha256": base_checksum,
-                "base_model": trained_spec.extra.get("base_model"),
-                "dropped_mlp": sorted(trained_spec.dropped_mlp), "dropped_attn": sorted(trained_spec.dropped_attn),
-                "mlp_widths": {str(k): v for k, v in sorted(trained_spec.mlp_widths.items())},
+                "base_model": trained_spec.extra.get("base_model"), **cut,
                 "encoding": {k: getattr(trained_spec, k) for k in ENCODING_KEYS},
                 "command": command, "history": history,
                 "training": _training_summary(history), "figures": figures or {},
@@ -244,7 +260,7 @@ def export(trained: str | Path, base: str, out: str | Path, probe_ids: list[str]
     with atomic_path(out) as tmp:
         tmp.mkdir()
         _fp16_adapter(adapter, tmp / ADAPTER_DIR, base, shard_bytes)
-        if (trained_dir / CHANNELS_FILE).exists():
+        if (trained_dir / CHANNELS_FILE).exists() and not any(base_cut.values()):  # else the base's rebuild slices
             shutil.copyfile(trained_dir / CHANNELS_FILE, tmp / CHANNELS_FILE)
         rebuilt = _assemble(tmp, manifest, base_net)
         probe = _encode_probe(trained_spec, rebuilt, tok, probe_texts)

@@ -174,7 +174,8 @@ def test_other_base_weights_are_refused(tmp_path, trained, tiny_llama, tiny_bert
 
 def test_a_system_cut_from_a_trained_parent_artefact(tmp_path, tiny_llama):
     """Parent: LoRA-trained, exported. Child: the rebuilt parent cut, then taught to imitate it (distillation only),
-    exported with the parent's artefact as its base: rebuilds through the parent, and notices a changed parent."""
+    exported with the parent's artefact as its base: rebuilds through the parent, and notices a changed parent. The
+    cut trained again exported on the cut's artefact: rebuilds through both; a further cut on it is refused."""
     from effir.compression.pairs import Example
     from effir.compression.steps import drop, finetune
     from effir.compression.train import TrainConfig
@@ -206,6 +207,23 @@ def test_a_system_cut_from_a_trained_parent_artefact(tmp_path, tiny_llama):
     rebuilt = rebuild(out, tmp_path / "rc")
     np.testing.assert_allclose(Encoder(rebuilt, device="cpu").encode(TEXTS)[0],
                                Encoder(resolve(child.path), device="cpu").encode(TEXTS)[0], atol=1e-3)
+    # the cut trained further (its cut unchanged) has the cut's artefact as its base: only its adapter is new
+    grandchild = finetune(str(tmp_path / "rc"), tmp_path / "g", examples,
+                          TrainConfig(**lora, distill_weight=1.0, contrastive_weight=0.0), tmp_path / "gw",
+                          teacher=str(tmp_path / "rp"))
+    further = tmp_path / "models" / "grandchild"
+    r = run("export", grandchild.path, "--base", out, "--out", further, "--dataset", data, "--probe", "3")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in further.iterdir()) == ["adapter", "manifest.json", "probe.safetensors"]
+    assert json.loads((further / MANIFEST).read_text())["dropped_mlp"] == [1]
+    np.testing.assert_allclose(Encoder(rebuild(further, tmp_path / "rg"), device="cpu").encode(TEXTS)[0],
+                               Encoder(resolve(grandchild.path), device="cpu").encode(TEXTS)[0], atol=1e-3)
+    # but a second cut on the cut is refused, before anything is written
+    drop(str(tmp_path / "rc"), tmp_path / "recut", None, mlp_layers=[2])
+    r = run("export", tmp_path / "recut", "--base", out, "--out", tmp_path / "models" / "recut", "--dataset", data,
+            "--probe", "3", "--adapter", grandchild.path + "/adapter")
+    assert r.exit_code != 0 and "is itself compressed and" in r.output and "cuts further" in r.output
+    assert not (tmp_path / "models" / "recut").exists()
     # the parent's figures may change; its weights may not
     pm = json.loads((parent / MANIFEST).read_text())
     (parent / MANIFEST).write_text(json.dumps({**pm, "figures": {"ndcg@10": 0.5}}))
@@ -216,11 +234,8 @@ def test_a_system_cut_from_a_trained_parent_artefact(tmp_path, tiny_llama):
     with pytest.raises(ArtefactError, match="parent/adapter/adapter_model.safetensors: checksum mismatch"):
         rebuild(out, tmp_path / "never")
     assert not (tmp_path / "never").exists()
-    # a compressed system cannot be a base
-    with pytest.raises(ArtefactError, match="is itself compressed"):
-        from effir.compression.artefact import export
-
-        export(child.path, str(out), tmp_path / "models" / "grandchild", ["d0"], ["text"])
+    with pytest.raises(ArtefactError, match="parent/adapter/adapter_model.safetensors: checksum mismatch"):
+        rebuild(further, tmp_path / "never")  # through the cut to the parent
 
 
 def test_a_committed_cut_trained_again_keeps_its_channels(tmp_path, trained, tiny_llama):
