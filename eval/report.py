@@ -114,8 +114,8 @@ def _collections_table(result: dict) -> list[str]:
     if len(names) < 2:
         return []
     out = ["", "## Per collection", "",
-           f"nDCG@10 on each collection (retention against the parent in parentheses, with its 95 % interval) and the mean over the "
-           f"{len(names)}. The table above is {names[0]}'s.",
+           f"nDCG@10 on each collection (retention against the parent in parentheses, with its 95 % interval) and "
+           f"the mean over the {len(names)}. The table above is {names[0]}'s.",
            "", "| system | " + " | ".join(names) + " | average |", "|---|" + "---:|" * (len(names) + 1)]
     for r in result["systems"]:
         cells = []
